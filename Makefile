@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make lab` runs the course, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+DATA   := data/mnist/t10k-labels-idx1-ubyte
+PORT   ?= 8888
+
+.PHONY: setup data lab test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[course,test]"
+	@touch $@
+
+data: $(DATA)
+
+$(DATA): | $(STAMP)
+	$(PY) -m npnet data
+
+lab: setup data
+	@echo "Starting JupyterLab on notebooks/ — open the URL it prints below."
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.open_browser=False --port=$(PORT)
+
+test: setup data
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV)

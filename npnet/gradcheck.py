@@ -1,0 +1,58 @@
+"""Gradient checking: compare backward() with central differences, by relative error, in float64."""
+
+import numpy as np
+
+
+def rel_error(a, b):
+    """max |a - b| / max(|a| + |b|, tiny), elementwise: any shapes -> float."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)))
+
+
+def numerical_grad(f, x, h=1e-5):
+    """Central-difference gradient of scalar f() w.r.t. array x (perturbed in place): same shape as x."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        fp = f()
+        x[i] = old - h
+        fm = f()
+        x[i] = old
+        grad[i] = (fp - fm) / (2 * h)
+    return grad
+
+
+def check_layer(layer, x, rng=None):
+    """Check a layer's input and parameter gradients on x (float64); returns {name: rel_error}."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    x = np.array(x, np.float64)
+    out = layer.forward(x)
+    w = rng.standard_normal(out.shape)  # loss = sum(out * w), so dloss/dout = w
+
+    def f():
+        return float(np.sum(layer.forward(x) * w))
+
+    layer.forward(x)
+    dx = layer.backward(w)
+    analytic = {"x": dx, **{k: g.copy() for k, g in layer.grads.items()}}
+    numeric = {"x": numerical_grad(f, x), **{k: numerical_grad(f, p) for k, p in layer.params.items()}}
+    return {k: rel_error(analytic[k], numeric[k]) for k in analytic}
+
+
+def check_loss(loss_fn, logits, y):
+    """Check a loss's gradient w.r.t. logits (float64); returns the relative error."""
+    logits = np.array(logits, np.float64)
+    loss_fn.forward(logits, y)
+    analytic = loss_fn.backward()
+    numeric = numerical_grad(lambda: loss_fn.forward(logits, y), logits)
+    return rel_error(analytic, numeric)
+
+
+def check_table(results):
+    """Format {name: rel_error} as a small table with a pass mark at 1e-6."""
+    lines = [f"{'parameter':<24}{'rel. error':>12}  ok"]
+    lines += [f"{k:<24}{v:>12.2e}  {'yes' if v < 1e-6 else 'NO'}" for k, v in results.items()]
+    return "\n".join(lines)

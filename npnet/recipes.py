@@ -1,0 +1,50 @@
+"""Recipes: the seed's MLP training run, and where trained models are saved and found."""
+
+import numpy as np
+
+from . import model as M
+from .data import load_splits
+from .metrics import accuracy
+from .optim import Adam
+from .train import fit
+
+MLP = {"sizes": (784, 256, 128, 10), "lr": 1e-3, "batch_size": 128, "weight_decay": 5e-4,
+       "num_epochs": 15, "seed": 0}
+
+
+def train_mlp(splits=None, progress=True, **overrides):
+    """Train the seed's MLP recipe; returns (model, history, splits)."""
+    cfg = {**MLP, **overrides}
+    splits = splits or load_splits()
+    rng = np.random.default_rng(cfg["seed"])
+    model = M.mlp(cfg["sizes"], rng)
+    opt = Adam(model, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    history = fit(model, opt, splits["X_train"], splits["y_train"], splits["X_dev"], splits["y_dev"],
+                  num_epochs=cfg["num_epochs"], batch_size=cfg["batch_size"], rng=rng, progress=progress)
+    return model, history, splits
+
+
+def model_path(name):
+    """Where the model called name ('mlp', 'cnn') is saved: models/<name>.npz."""
+    return M.MODELS_DIR / f"{name}.npz"
+
+
+def train_and_save(name="mlp", progress=True):
+    """Train a recipe, report dev and test accuracy, save it; returns (path, test_acc)."""
+    if name != "mlp":
+        raise ValueError(f"unknown model recipe {name!r}")
+    model, history, splits = train_mlp(progress=progress)
+    test_acc = accuracy(M.predict(model, splits["X_test"]), splits["y_test"])
+    path = M.save(model_path(name), model, splits["stats"], recipe=name,
+                  dev_acc=history["dev_acc"][-1], test_acc=test_acc)
+    return path, test_acc
+
+
+def load_or_train(name="mlp", progress=True):
+    """Load models/<name>.npz, training and saving it first if it is missing; returns (model, stats)."""
+    path = model_path(name)
+    if not path.exists():
+        print(f"No trained {name} at {path}: training one now (a minute or so).")
+        train_and_save(name, progress=progress)
+    model, stats, _ = M.load(path)
+    return model, stats

@@ -1,0 +1,47 @@
+"""Training: shuffled mini-batches, the fit loop with a progress bar, and the history it returns."""
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .losses import SoftmaxCrossEntropy
+from .metrics import accuracy
+from .model import backward, forward, predict
+
+
+def batches(X, y, batch_size, rng):
+    """Yield (X_batch, y_batch) over a fresh permutation of the examples: (B, ...), (B,)."""
+    order = rng.permutation(len(X))
+    for i in range(0, len(X), batch_size):
+        idx = order[i:i + batch_size]
+        yield X[idx], y[idx]
+
+
+def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_size=128,
+        rng=None, augment=None, progress=True, eval_train=True):
+    """Train in place with mini-batches; returns a history dict of per-step and per-epoch numbers."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    loss_fn = SoftmaxCrossEntropy()
+    history = {"step_loss": [], "epoch_loss": [], "train_acc": [], "dev_acc": []}
+    steps = -(-len(X) // batch_size)
+    bar = tqdm(total=num_epochs * steps, desc="training", unit="step", disable=not progress,
+               mininterval=0.5)
+    for epoch in range(num_epochs):
+        losses = []
+        for X_batch, y_batch in batches(X, y, batch_size, rng):
+            if augment is not None:
+                X_batch = augment(X_batch, rng)
+            loss = loss_fn.forward(forward(model, X_batch), y_batch)
+            backward(model, loss_fn.backward())
+            optimizer.step()
+            losses.append(loss)
+            bar.update(1)
+        history["step_loss"] += losses
+        history["epoch_loss"].append(float(np.mean(losses)))
+        if eval_train:
+            history["train_acc"].append(accuracy(predict(model, X), y))
+        if X_dev is not None:
+            history["dev_acc"].append(accuracy(predict(model, X_dev), y_dev))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{history['epoch_loss'][-1]:.4f}",
+                        dev=f"{history['dev_acc'][-1]:.4f}" if X_dev is not None else "-")
+    bar.close()
+    return history
