@@ -29,5 +29,12 @@ test: setup data
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
+demo: setup data
+	$(PY) -m npnet.demo --port $(PORT)
+
+bench: setup data
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]" torch==2.13.0
+	$(PY) benchmarks/bench.py
+
 clean:
 	rm -rf $(VENV)

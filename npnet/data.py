@@ -199,17 +199,25 @@ def load_mnist(data_dir=None, download=True):
 
 
 def norm_stats(X_train_uint8):
-    """Mean and std of the training pixels after /255; returns two float32 scalars."""
-    x = X_train_uint8.astype(np.float32) / 255.0
-    return np.float32(x.mean()), np.float32(x.std())
+    """Mean and std of the training pixels after /255, summed exactly in integers: two float32 scalars."""
+    x = np.asarray(X_train_uint8, np.uint8).ravel()
+    n, s1 = x.size, int(x.sum(dtype=np.int64))
+    s2 = int(np.square(x, dtype=np.uint16).sum(dtype=np.int64))
+    mean = s1 / n
+    std = np.sqrt(s2 / n - mean * mean)
+    return np.float32(mean / 255.0), np.float32(std / 255.0)
 
 
 def normalize(images, stats):
     """uint8 (N, 28, 28) or floats in [0, 1] -> standardised float32 (N, 784)."""
     x = np.asarray(images)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    scale = np.float32(1 / 255.0) if x.dtype == np.uint8 else np.float32(1.0)
+    x = x.reshape(len(x), -1).astype(np.float32)
     mean, std = stats
-    return ((x.reshape(len(x), -1) - mean) / std).astype(np.float32, copy=False)
+    x *= scale
+    x -= np.float32(mean)
+    x /= np.float32(std)
+    return x
 
 
 def load_splits(data_dir=None):

@@ -77,13 +77,21 @@ def _digest(arrays):
     return h.hexdigest()
 
 
+def layer_classes():
+    """Every layer class a model file may name: those in npnet.layers and npnet.conv."""
+    from . import conv
+
+    return {name: cls for mod in (L, conv) for name, cls in vars(mod).items()
+            if isinstance(cls, type) and issubclass(cls, L.Layer)}
+
+
 def build(specs):
     """Rebuild a model's layers from their specs (weights are filled in by load)."""
-    model = []
+    classes, model = layer_classes(), []
     for spec in specs:
         spec = dict(spec)
-        cls = getattr(L, spec.pop("type"), None)
-        if not (isinstance(cls, type) and issubclass(cls, L.Layer)):
+        cls = classes.get(spec.pop("type", None))
+        if cls is None:
             raise ModelError(f"unknown layer type in {spec}")
         model.append(cls(**spec))
     return model

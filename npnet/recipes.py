@@ -5,7 +5,8 @@ import numpy as np
 from . import model as M
 from .data import load_splits
 from .metrics import accuracy
-from .optim import Adam
+from .losses import SoftmaxCrossEntropy
+from .optim import SGD, Adam
 from .train import fit
 
 MLP = {"sizes": (784, 256, 128, 10), "lr": 1e-3, "batch_size": 128, "weight_decay": 5e-4,
@@ -22,6 +23,23 @@ def train_mlp(splits=None, progress=True, **overrides):
     history = fit(model, opt, splits["X_train"], splits["y_train"], splits["X_dev"], splits["y_dev"],
                   num_epochs=cfg["num_epochs"], batch_size=cfg["batch_size"], rng=rng, progress=progress)
     return model, history, splits
+
+
+SOFTMAX = {"lr": 0.5, "num_steps": 300, "seed": 0}
+
+
+def train_softmax(splits=None, **overrides):
+    """The 784->10 softmax baseline by full-batch gradient descent; returns (model, losses, splits)."""
+    cfg = {**SOFTMAX, **overrides}
+    splits = splits or load_splits()
+    X, y = splits["X_train"], splits["y_train"]
+    model = M.mlp((784, 10), np.random.default_rng(cfg["seed"]))
+    opt, loss_fn, losses = SGD(model, lr=cfg["lr"]), SoftmaxCrossEntropy(), []
+    for _ in range(cfg["num_steps"]):
+        losses.append(loss_fn.forward(M.forward(model, X), y))
+        M.backward(model, loss_fn.backward())
+        opt.step()
+    return model, losses, splits
 
 
 def model_path(name):
