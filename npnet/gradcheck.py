@@ -4,9 +4,9 @@ import numpy as np
 
 
 def rel_error(a, b):
-    """max |a - b| / max(|a| + |b|, tiny), elementwise: any shapes -> float."""
+    """||a - b|| / (||a|| + ||b||), over whole arrays of the same shape -> float."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)))
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
 
 
 def numerical_grad(f, x, h=1e-5):

@@ -1,0 +1,43 @@
+"""The command line as a user runs it: data, evaluate, and clear errors for bad model files."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from npnet.recipes import load_or_train, model_path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "npnet", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_data_says_where_the_data_is():
+    done = run("data")
+    assert done.returncode == 0, done.stderr
+    assert "verified by SHA-256" in done.stdout and "data/mnist" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def mlp_path():
+    load_or_train("mlp", progress=False)
+    return model_path("mlp")
+
+
+def test_evaluate_prints_accuracy_table_and_confusion(mlp_path):
+    done = run("evaluate", str(mlp_path))
+    assert done.returncode == 0, done.stderr
+    acc = float(re.search(r"test accuracy: ([\d.]+)%", done.stdout).group(1))
+    assert acc >= 97.5, done.stdout
+    assert len(re.findall(r"^  \d: [\d.]+%$", done.stdout, re.M)) == 10
+    rows = re.findall(r"^\s+(\d) ((?:\s+\d+){10})$", done.stdout, re.M)
+    assert len(rows) == 10 and sum(sum(map(int, r[1].split())) for r in rows) == 10000
+
+
+def test_evaluate_rejects_a_bad_model_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    done = run("evaluate", str(bad))
+    assert done.returncode == 2
+    assert "not a readable model file" in done.stderr and "Traceback" not in done.stderr
