@@ -56,3 +56,20 @@ def check_table(results):
     lines = [f"{'parameter':<24}{'rel. error':>12}  ok"]
     lines += [f"{k:<24}{v:>12.2e}  {'yes' if v < 1e-6 else 'NO'}" for k, v in results.items()]
     return "\n".join(lines)
+
+
+def check_model(model, X, y):
+    """Check every parameter of a whole model under softmax cross-entropy (float64); returns {'layer{i}.{name}': rel_error}."""
+    from .losses import SoftmaxCrossEntropy
+    from .model import backward, forward
+
+    loss_fn = SoftmaxCrossEntropy()
+
+    def f():
+        return loss_fn.forward(forward(model, X), y)
+
+    f()
+    backward(model, loss_fn.backward())
+    analytic = {f"layer{i}.{k}": g.copy() for i, layer in enumerate(model) for k, g in layer.grads.items()}
+    numeric = {f"layer{i}.{k}": numerical_grad(f, p) for i, layer in enumerate(model) for k, p in layer.params.items()}
+    return {k: rel_error(analytic[k], numeric[k]) for k in analytic}

@@ -85,3 +85,14 @@ def test_check_layer_catches_a_wrong_backward():
     rng = np.random.default_rng(0)
     errors = gradcheck.check_layer(Broken(4, 3, rng, dtype=np.float64), rng.standard_normal((2, 4)))
     assert errors["W"] > 1e-3 and errors["x"] < 1e-6
+
+
+def test_whole_mlp_gradients():
+    from npnet.layers import Dense
+
+    rng = np.random.default_rng(4)
+    model = [Dense(9, 8, rng, np.float64), ReLU(), Dense(8, 6, rng, np.float64), ReLU(), Dense(6, 4, rng, np.float64)]
+    X, y = rng.standard_normal((5, 9)), rng.integers(0, 4, 5)
+    errors = gradcheck.check_model(model, X, y)
+    assert list(errors) == ["layer0.W", "layer0.b", "layer2.W", "layer2.b", "layer4.W", "layer4.b"]
+    assert max(errors.values()) < 1e-6, errors
