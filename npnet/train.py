@@ -16,8 +16,13 @@ def batches(X, y, batch_size, rng):
         yield X[idx], y[idx]
 
 
+def cosine_lr(lr, num_epochs):
+    """A schedule epoch -> learning rate falling from lr to near 0 along half a cosine."""
+    return lambda epoch: lr * 0.5 * (1 + np.cos(np.pi * epoch / num_epochs))
+
+
 def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_size=128,
-        rng=None, augment=None, progress=True, eval_train=True):
+        rng=None, augment=None, progress=True, eval_train=True, lr_schedule=None):
     """Train in place with mini-batches; returns a history dict of per-step and per-epoch numbers."""
     rng = rng if rng is not None else np.random.default_rng(0)
     loss_fn = SoftmaxCrossEntropy()
@@ -26,6 +31,8 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
     bar = tqdm(total=num_epochs * steps, desc="training", unit="step", disable=not progress,
                mininterval=0.5)
     for epoch in range(num_epochs):
+        if lr_schedule is not None:
+            optimizer.lr = lr_schedule(epoch)
         losses = []
         for X_batch, y_batch in batches(X, y, batch_size, rng):
             if augment is not None:
