@@ -1,0 +1,182 @@
+"""From a drawing to an MNIST digit: grey ink, crop, fit a 20x20 box, centre by centre of mass, and diagnose."""
+
+from functools import lru_cache
+
+import numpy as np
+
+SIZE = 28
+INK = 0.2          # a pixel with at least this much ink counts towards the bounding box
+CENTRE = 14.5      # MNIST's mean centre of mass, in pixel-edge coordinates (pixel i spans [i, i+1))
+THICKNESS = 1.9    # MNIST's median stroke width in 28x28 pixels, by stroke_width() below
+
+
+class EmptyCanvas(ValueError):
+    """The image holds no digit: it is blank, or its ink is too small or faint to read."""
+
+
+def to_grey(img):
+    """Any image -> ink (H, W) float32 in [0, 1], high where drawn: grey, RGB or RGBA, uint8 or float, either polarity."""
+    a = np.asarray(img)
+    if a.ndim not in (2, 3) or a.size == 0 or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
+    a = a.astype(np.float32) / 255 if a.dtype == np.uint8 else a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError("the image holds NaN or infinite values")
+    if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].min() < 0.99:
+        return np.clip(a[..., 3], 0, 1)              # transparent background: the ink is what is opaque
+    grey = a if a.ndim == 2 else a[..., :3] @ np.float32([0.299, 0.587, 0.114])
+    grey = np.clip(grey, 0, 1)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:                             # dark ink on light paper
+        grey, background = 1 - grey, 1 - background
+    ink = np.clip((grey - background) / max(1 - background, 1e-6), 0, 1)
+    peak = ink.max()
+    return ink / peak if peak >= 0.25 else ink       # grey pencil counts as full ink, as in MNIST
+
+
+def _overlap(n_out, n_in, start, scale):
+    """Area weights (n_out, n_in): output pixel i covers input [start + i/scale, start + (i+1)/scale)."""
+    lo = start + np.arange(n_out)[:, None] / scale
+    hi = lo + 1 / scale
+    edges = np.arange(n_in)[None, :]
+    return (np.clip(np.minimum(hi, edges + 1) - np.maximum(lo, edges), 0, None) * scale).astype(np.float32)
+
+
+def _resample(grey, top, left, scale_y, scale_x):
+    """Area-average grey into 28x28, input point (top, left) landing on output (0, 0): -> (28, 28)."""
+    Ry = _overlap(SIZE, grey.shape[0], top, scale_y)
+    Rx = _overlap(SIZE, grey.shape[1], left, scale_x)
+    return np.clip(Ry @ grey @ Rx.T, 0, 1)
+
+
+def _ink_box(grey):
+    """Bounding box (top, bottom, left, right), pixel edges, of the pixels with ink >= INK."""
+    rows, cols = np.flatnonzero((grey >= INK).any(1)), np.flatnonzero((grey >= INK).any(0))
+    if len(rows) == 0:
+        raise EmptyCanvas("no digit: the canvas is blank")
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def centre_of_mass(grey):
+    """Ink-weighted mean position (y, x) in pixel-edge coordinates: (H, W) -> two floats."""
+    mass = grey.sum()
+    y = (grey.sum(1) @ (np.arange(grey.shape[0]) + 0.5)) / mass
+    x = (grey.sum(0) @ (np.arange(grey.shape[1]) + 0.5)) / mass
+    return float(y), float(x)
+
+
+def naive(img):
+    """What a naive app does: the whole canvas area-resized to 28x28: (H, W[, C]) -> (28, 28) float32."""
+    grey = to_grey(img)
+    return _resample(grey, 0, 0, SIZE / grey.shape[0], SIZE / grey.shape[1])
+
+
+def stroke_width(grey):
+    """Mean stroke width in pixels, 2 * area / perimeter of the ink >= 0.5: (H, W) -> float."""
+    ink = grey >= 0.5
+    perimeter = np.count_nonzero(ink[1:] != ink[:-1]) + np.count_nonzero(ink[:, 1:] != ink[:, :-1])
+    perimeter += 2 * (ink[0].sum() + ink[-1].sum() + ink[:, 0].sum() + ink[:, -1].sum())
+    return 2 * ink.sum() / max(perimeter, 1)
+
+
+def _morph(grey, radius):
+    """Grey dilation (radius > 0) or erosion (< 0) by |radius| pixels, in 4- and 8-neighbour steps: (H, W) -> (H, W)."""
+    op = np.maximum if radius > 0 else np.minimum
+    out = grey
+    for step in range(int(round(abs(radius)))):
+        p = np.pad(out, 1, mode="constant", constant_values=0)
+        shifted = [p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]]
+        if step % 2:                                  # alternate square and diamond: a rounder disc
+            shifted += [p[:-2, :-2], p[:-2, 2:], p[2:, :-2], p[2:, 2:]]
+        out = op.reduce([out, *shifted])
+    return out
+
+
+def normalise_thickness(grey, box_side, target=THICKNESS, box=20):
+    """Thin or thicken the strokes so that, once fitted to box pixels, they are target pixels wide: (H, W) -> (H, W)."""
+    scale = box / box_side                            # output pixels per input pixel
+    radius = (target / scale - stroke_width(grey)) / 2
+    radius = max(radius, -(stroke_width(grey) / 2 - 1))  # never erode a stroke away
+    return _morph(grey, radius) if abs(radius) >= 0.5 else grey
+
+
+def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
+    """MNIST-style digit: crop, fit a box x box box, centre by "mass" or "box": (H, W[, C]) -> (28, 28) float32 in [0, 1]."""
+    grey = to_grey(img)
+    top, bottom, left, right = _ink_box(grey)
+    h, w = bottom - top, right - left
+    if max(h, w) < 0.05 * max(grey.shape) or grey.sum() < 1e-3 * grey.size:
+        raise EmptyCanvas(f"no digit: the ink ({h}x{w} pixels) is too small or faint to read")
+    if thickness:
+        grey = normalise_thickness(grey, max(h, w), box=box)
+        top, bottom, left, right = _ink_box(grey)
+        h, w = bottom - top, right - left
+    scale_y, scale_x = (box / max(h, w),) * 2 if keep_aspect else (box / h, box / w)
+    if centre == "mass":
+        cy, cx = centre_of_mass(grey)
+    elif centre == "box":
+        cy, cx = (top + bottom) / 2, (left + right) / 2
+    else:
+        raise ValueError(f"centre must be 'mass' or 'box', not {centre!r}")
+    # where the ink's centre lands, kept so that the whole box stays inside the 28x28 frame
+    oy = np.clip(CENTRE, (cy - top) * scale_y, SIZE - (bottom - cy) * scale_y)
+    ox = np.clip(CENTRE, (cx - left) * scale_x, SIZE - (right - cx) * scale_x)
+    return _resample(grey, cy - oy / scale_y, cx - ox / scale_x, scale_y, scale_x)
+
+
+# ---- diagnostics: how a 28x28 input compares with MNIST's own digits ----
+
+def features(X28):
+    """The diagnostic numbers for a batch of 28x28 digits in [0, 1]: (N, 28, 28) -> dict of (N,) arrays."""
+    X28 = np.asarray(X28, np.float32)
+    X28 = X28 / 255 if X28.max() > 1 else X28
+    mass = np.maximum(X28.sum((1, 2)), 1e-6)
+    i = np.arange(SIZE) + 0.5
+    cy, cx = X28.sum(2) @ i / mass, X28.sum(1) @ i / mass
+    ink = X28 >= INK
+    rows, cols = ink.any(2), ink.any(1)
+    h = np.where(rows.any(1), SIZE - rows.argmax(1) - rows[:, ::-1].argmax(1), 0)
+    w = np.where(cols.any(1), SIZE - cols.argmax(1) - cols[:, ::-1].argmax(1), 0)
+    return {
+        "ink": X28.sum((1, 2)),                              # stroke density: the total ink
+        "centre_offset": np.hypot(cy - CENTRE, cx - CENTRE),  # pixels from MNIST's centre
+        "area_ratio": h * w / SIZE ** 2,                     # bounding box / frame
+        "aspect": w / np.maximum(h, 1),                      # bounding box width / height
+    }
+
+
+@lru_cache(maxsize=1)
+def mnist_reference():
+    """The same numbers for MNIST's 60,000 training digits, each sorted: dict of (60000,) arrays."""
+    from .data import load_mnist
+
+    X_train = load_mnist()[0]
+    return {k: np.sort(v) for k, v in features(X_train).items()}
+
+
+EXPLAIN = {
+    "ink": ("too little ink: strokes too thin or the digit too small", "too much ink: strokes too thick"),
+    "centre_offset": (None, "off centre: MNIST digits sit at the centre of mass"),
+    "area_ratio": ("too small in the frame", "too big in the frame: MNIST digits fit a 20x20 box"),
+    "aspect": ("narrower than any MNIST digit", "wider than any MNIST digit"),
+}
+
+
+def diagnose(x28, reference=None, tail=0.001):
+    """Compare one 28x28 input with MNIST: (28, 28) -> {name: {value, percentile, low, high}, 'warnings': [...]}."""
+    reference = reference or mnist_reference()
+    found = {k: float(v[0]) for k, v in features(np.asarray(x28)[None]).items()}
+    report, warnings = {}, []
+    for name, value in found.items():
+        ref = reference[name]
+        low, high = ref[int(tail * (len(ref) - 1))], ref[int((1 - tail) * (len(ref) - 1))]
+        percentile = 100 * np.searchsorted(ref, value, side="right") / len(ref)
+        report[name] = {"value": value, "percentile": float(percentile), "low": float(low), "high": float(high)}
+        too_low, too_high = EXPLAIN[name]
+        if value < low and too_low:
+            warnings.append(f"{name} = {value:.3g} is below {100 * (1 - tail):.1f}% of MNIST digits: {too_low}")
+        if value > high and too_high:
+            warnings.append(f"{name} = {value:.3g} is above {100 * (1 - tail):.1f}% of MNIST digits: {too_high}")
+    report["warnings"] = warnings
+    return report
