@@ -1,0 +1,126 @@
+"""Conv2D, MaxPool2D, Flatten and Reshape: gradient checks in float64, a naive loop as the reference, shapes, a CNN file."""
+
+import numpy as np
+import pytest
+
+from npnet import gradcheck
+from npnet import model as M
+from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape, col2im, im2col
+from npnet.layers import Dense
+from npnet.recipes import cnn
+
+
+def naive_conv(x, W, b, stride=1, padding=0):
+    """The definition, one output value at a time: (N, C, H, W) -> (N, F, Ho, Wo)."""
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    N, C, H, Wd = x.shape
+    F, _, k, _ = W.shape
+    Ho, Wo = (H - k) // stride + 1, (Wd - k) // stride + 1
+    out = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    patch = x[n, :, i * stride:i * stride + k, j * stride:j * stride + k]
+                    out[n, f, i, j] = np.sum(patch * W[f]) + b[f]
+    return out
+
+
+@pytest.mark.parametrize("C, F, k, stride, padding", [(1, 3, 3, 1, 0), (3, 4, 3, 1, 1), (2, 5, 5, 1, 2), (3, 2, 3, 2, 0)])
+def test_conv_matches_the_naive_loop(C, F, k, stride, padding):
+    rng = np.random.default_rng(0)
+    layer = Conv2D(C, F, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(F)
+    x = rng.standard_normal((2, C, 9, 8))
+    out = layer.forward(x)
+    want = naive_conv(x, layer.params["W"], layer.params["b"], stride, padding)
+    assert out.shape == want.shape
+    assert np.allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("C, F, k, stride, padding", [(1, 3, 3, 1, 0), (3, 4, 3, 1, 1), (4, 2, 5, 1, 0), (2, 3, 3, 2, 0)])
+def test_conv_gradients(C, F, k, stride, padding):
+    rng = np.random.default_rng(1)
+    layer = Conv2D(C, F, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(F)
+    errors = gradcheck.check_layer(layer, rng.standard_normal((2, C, 7, 6)), rng)
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("size, shape", [(2, (2, 3, 6, 8)), (2, (2, 2, 7, 5)), (3, (1, 2, 9, 6))])
+def test_maxpool_gradients_and_values(size, shape):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)  # continuous random values: no ties, so the max is differentiable
+    layer = MaxPool2D(size)
+    out = layer.forward(x)
+    N, C, H, W = shape
+    Ho, Wo = H // size, W // size
+    want = x[:, :, :Ho * size, :Wo * size].reshape(N, C, Ho, size, Wo, size).max(axis=(3, 5))
+    assert np.array_equal(out, want)
+    errors = gradcheck.check_layer(layer, x, rng)
+    assert errors["x"] < 1e-6, errors
+
+
+def test_maxpool_sends_a_tied_window_gradient_to_one_position():
+    x = np.zeros((1, 1, 2, 2))
+    layer = MaxPool2D(2)
+    layer.forward(x)
+    dx = layer.backward(np.ones((1, 1, 1, 1)))
+    assert dx.sum() == 1.0 and dx[0, 0, 0, 0] == 1.0
+
+
+def test_flatten_and_reshape_gradients_and_round_trip():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 4, 5))
+    assert gradcheck.check_layer(Flatten(), x, rng)["x"] < 1e-6
+    assert gradcheck.check_layer(Reshape((5, 8)), x, rng)["x"] < 1e-6
+    flat = Flatten().forward(x)
+    assert flat.shape == (3, 40) and np.array_equal(Reshape((2, 4, 5)).forward(flat), x)
+
+
+def test_im2col_and_col2im_are_adjoint():
+    # <im2col(x), c> == <x, col2im(c)> for all x, c: col2im is exactly im2col's transpose
+    rng = np.random.default_rng(4)
+    for k, stride in [(3, 1), (2, 2), (3, 2)]:
+        x = rng.standard_normal((2, 3, 7, 8))
+        cols = im2col(x, k, stride)
+        c = rng.standard_normal(cols.shape)
+        assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, k, stride)))
+
+
+def test_cnn_shapes_dtype_and_whole_model_gradients():
+    rng = np.random.default_rng(5)
+    model = cnn(rng=rng)
+    X = rng.standard_normal((4, 784)).astype(np.float32)
+    shapes = []
+    for layer in model:
+        X = layer.forward(X)
+        shapes.append(X.shape[1:])
+    assert shapes == [(1, 28, 28), (32, 24, 24), (32, 24, 24), (32, 12, 12), (64, 8, 8), (64, 8, 8),
+                      (64, 4, 4), (1024,), (128,), (128,), (128,), (10,)]
+    assert X.dtype == np.float32 and M.backward(model, np.ones_like(X)).shape == (4, 784)
+
+    small = [Reshape((1, 6, 6)), Conv2D(1, 2, 3, rng=rng, dtype=np.float64), MaxPool2D(2),
+             Conv2D(2, 3, 2, padding=1, rng=rng, dtype=np.float64), Flatten(), Dense(27, 4, rng, np.float64)]
+    errors = gradcheck.check_model(small, rng.standard_normal((3, 36)), rng.integers(0, 4, 3))
+    assert len(errors) == 6 and max(errors.values()) < 1e-6, errors
+
+
+def test_cnn_save_load_round_trip(tmp_path):
+    model = cnn(rng=np.random.default_rng(6))
+    stats = (np.float32(0.13), np.float32(0.31))
+    path = M.save(tmp_path / "cnn.npz", model, stats, recipe="cnn")
+    loaded, loaded_stats, header = M.load(path)
+    assert [layer.spec() for layer in loaded] == [layer.spec() for layer in model] == header["layers"]
+    X = np.random.default_rng(7).standard_normal((5, 784)).astype(np.float32)
+    assert np.array_equal(M.predict_proba(loaded, X), M.predict_proba(model, X)) and loaded_stats == stats
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"expects \(N, 3, H, W\)"):
+        Conv2D(3, 4, 3).forward(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        Conv2D(1, 4, 5).forward(np.zeros((2, 1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="MaxPool2D"):
+        MaxPool2D(2).forward(np.zeros((2, 8), np.float32))
