@@ -1,0 +1,87 @@
+"""Augmentation: seeded, exact when it should do nothing, shifts by what it says, keeps shape, dtype and background."""
+
+import numpy as np
+import pytest
+
+from npnet.augment import affine, random_affine
+
+FILL = np.float32(-0.4245)  # the standardised background of MNIST, (0 - mean) / std
+
+
+def digits(n=6, seed=0):
+    """A few blob 'digits' on the standardised background, kept away from the border: (n, 784) float32."""
+    rng = np.random.default_rng(seed)
+    X = np.full((n, 28, 28), FILL, np.float32)
+    X[:, 8:20, 9:19] += rng.random((n, 12, 10)).astype(np.float32) * 3
+    return X.reshape(n, 784)
+
+
+def centre_of_mass(X):
+    """Intensity-weighted (row, col) centre above the background: (n, 784) -> (n, 2)."""
+    w = (X - FILL).reshape(-1, 28, 28)
+    rows, cols = np.mgrid[0:28, 0:28]
+    total = w.sum(axis=(1, 2))
+    return np.stack([(w * rows).sum(axis=(1, 2)) / total, (w * cols).sum(axis=(1, 2)) / total], axis=1)
+
+
+def test_same_seed_same_batch_and_new_draws_differ():
+    X = digits()
+    a = random_affine(X, np.random.default_rng(3), fill=FILL)
+    b = random_affine(X, np.random.default_rng(3), fill=FILL)
+    c = random_affine(X, np.random.default_rng(4), fill=FILL)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert not np.allclose(a, X)
+
+
+def test_zero_ranges_are_the_identity():
+    X = digits()
+    out = random_affine(X, np.random.default_rng(0), max_shift=0, max_angle=0, max_scale=0, fill=FILL)
+    assert np.array_equal(out, X)
+    assert np.array_equal(affine(X.reshape(-1, 1, 28, 28), 0, 0, 1), X.reshape(-1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("dx, dy", [(2, 0), (-2, 0), (0, 1), (0, -2), (1, -1)])
+def test_a_whole_pixel_shift_moves_the_centre_of_mass_by_that_much(dx, dy):
+    X = digits()
+    out = affine(X, (dx, dy), 0, 1, fill=FILL)
+    moved = centre_of_mass(out) - centre_of_mass(X)
+    assert np.allclose(moved, [dy, dx], atol=1e-4), moved
+    # and every pixel is exactly its neighbour's value: a shift, not a blur
+    assert np.array_equal(out.reshape(-1, 28, 28)[:, 8 + dy:20 + dy, 9 + dx:19 + dx],
+                          X.reshape(-1, 28, 28)[:, 8:20, 9:19])
+
+
+def test_random_shifts_stay_within_the_range():
+    X = digits(64)
+    out = random_affine(X, np.random.default_rng(1), max_shift=2, max_angle=0, max_scale=0, fill=FILL)
+    moved = centre_of_mass(out) - centre_of_mass(X)
+    assert np.abs(moved).max() <= 2 + 1e-3 and np.abs(moved).max() > 1  # the range is used, not exceeded
+
+
+def test_rotation_turns_anticlockwise_and_scaling_grows_about_the_centre():
+    bar = np.full((1, 28, 28), FILL, np.float32)
+    bar[0, 13:15, 4:24] = 2.0                         # a horizontal bar through the centre
+    turned = affine(bar, 0, 90, 1, fill=FILL)[0]
+    assert np.all(turned[4:24, 13:15] > 1.9) and np.all(turned[13:15, :4] == FILL)  # now vertical
+    small = np.full((1, 28, 28), FILL, np.float32)
+    small[0, 12:16, 12:16] = 2.0
+    grown = affine(small, 0, 0, 2.0, fill=FILL)[0]
+    assert (grown > 0).sum() > 3 * (small[0] > 0).sum() and np.allclose(centre_of_mass(grown.reshape(1, -1)), 13.5)
+
+
+def test_shape_dtype_and_background_are_preserved():
+    X = digits(5)
+    for shaped in (X, X.reshape(5, 1, 28, 28), X.reshape(5, 28, 28)):
+        out = random_affine(shaped, np.random.default_rng(2), max_shift=3, max_angle=20, max_scale=0.2)
+        assert out.shape == shaped.shape and out.dtype == np.float32
+        assert out.min() == FILL                      # corners stay background: fill defaults to the minimum
+        assert np.all(out.reshape(5, 28, 28)[:, :3, :] == FILL)  # nothing wraps round, nothing turns black
+    X64 = X.astype(np.float64)
+    assert random_affine(X64, np.random.default_rng(0)).dtype == np.float64
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="square images"):
+        affine(np.zeros((2, 10), np.float32), 0, 0, 1)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        affine(digits(2), 0, 0, 0.0)
