@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   := data/mnist/t10k-labels-idx1-ubyte
+MODEL  := models/mlp.npz
 PORT   ?= 8888
 
 .PHONY: setup data lab test demo bench clean
@@ -26,11 +27,16 @@ lab: setup data
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.open_browser=False --port=$(PORT)
 
 test: setup data
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	$(PY) -m pytest tests notebooks app --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
-demo: setup data
-	$(PY) -m npnet.demo --port $(PORT)
+# The drawing app as a web page: Voila runs app/draw_a_digit.ipynb with no code shown, on loopback only.
+demo: setup data $(MODEL)
+	@echo "Serving the drawing app on http://127.0.0.1:$(PORT)/ — open it in a browser; Ctrl-C stops it."
+	$(VENV)/bin/voila app/draw_a_digit.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+
+$(MODEL): | $(STAMP) $(DATA)
+	$(PY) -m npnet train
 
 bench: setup data
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]" torch==2.13.0

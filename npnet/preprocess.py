@@ -108,6 +108,8 @@ def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
     h, w = bottom - top, right - left
     if max(h, w) < 0.05 * max(grey.shape) or grey.sum() < 1e-3 * grey.size:
         raise EmptyCanvas(f"no digit: the ink ({h}x{w} pixels) is too small or faint to read")
+    if max(h, w) < 0.15 * max(grey.shape) and max(h, w) < 3 * stroke_width(grey):
+        raise EmptyCanvas(f"no digit: a {h}x{w} dot is too small to read")  # a tap of the pen
     if thickness:
         grey = normalise_thickness(grey, max(h, w), box=box)
         top, bottom, left, right = _ink_box(grey)

@@ -96,6 +96,11 @@ def test_empty_and_nearly_empty_canvases_are_no_digit():
     dot[140:143, 140:143] = 1
     with pytest.raises(P.EmptyCanvas, match="too small"):
         P.to_mnist(dot)
+    yy, xx = np.mgrid[:280, :280] + 0.5
+    r = np.hypot(yy - 140, xx - 140)
+    with pytest.raises(P.EmptyCanvas, match="dot"):
+        P.to_mnist((r < 12).astype(np.float32))      # a tap of a 24-px pen
+    check_output(P.to_mnist(((r > 8) & (r < 20)).astype(np.float32)))  # a small thick "0" is still read
     faint = canvas(value=0.0)
     faint[100:200, 100:110] = 0.1
     with pytest.raises(P.EmptyCanvas):
