@@ -1,7 +1,8 @@
 """npnet: a small neural-network library in pure NumPy, built up in the course notebooks."""
 
-from . import data, gradcheck, layers, losses, metrics, model, optim, train
-from .layers import Dense, ReLU, he_normal
+from . import augment, conv, data, gradcheck, layers, losses, metrics, model, optim, train
+from .conv import Conv2D, Flatten, MaxPool2D, Reshape
+from .layers import Dense, Dropout, ReLU, he_normal
 from .losses import SoftmaxCrossEntropy, softmax
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
 from .model import backward, forward, predict, predict_proba
@@ -9,8 +10,9 @@ from .optim import SGD, Adam
 from .train import batches, fit
 
 __all__ = [
-    "data", "gradcheck", "layers", "losses", "metrics", "model", "optim", "train",
-    "Dense", "ReLU", "he_normal", "SoftmaxCrossEntropy", "softmax",
+    "augment", "conv", "data", "gradcheck", "layers", "losses", "metrics", "model", "optim", "train",
+    "Dense", "Dropout", "ReLU", "he_normal", "Conv2D", "MaxPool2D", "Flatten", "Reshape",
+    "SoftmaxCrossEntropy", "softmax",
     "accuracy", "confusion_matrix", "per_class_accuracy",
     "forward", "backward", "predict", "predict_proba", "SGD", "Adam", "batches", "fit",
 ]
