@@ -43,8 +43,8 @@ TEMPLATES = {
     ],
     1: [
         [[[(.5, 0), (.5, 1)]]],                                              # a plain bar
-        [[[(.2, .25), (.55, 0)], [(.55, 0), (.55, 1)]]],                     # with a flag
-        [[[(.25, .22), (.5, 0)], [(.5, 0), (.5, 1)]], [[(.2, 1), (.8, 1)]]],  # flag and base
+        [[[(.3, .25), (.55, 0)], [(.55, 0), (.55, 1)]]],                     # with a flag
+        [[[(.3, .22), (.5, 0)], [(.5, 0), (.5, 1)]], [[(.2, 1), (.8, 1)]]],   # flag and base
     ],
     2: [
         [[[(.1, .28), (.45, .0), (.85, .18), (.75, .5), (.35, .8), (.05, 1)], [(.05, 1), (.95, .98)]]],
@@ -125,7 +125,7 @@ def digit_strokes(digit, rng, size=280):
     variants = TEMPLATES[int(digit)]
     template = variants[rng.integers(len(variants))]
     height = rng.uniform(0.35, 0.9) * size
-    width = height * rng.uniform(0.45, 0.8)
+    width = height * rng.uniform(0.5, 1.0)
     slant = np.clip(rng.normal(0.12, 0.12), -0.2, 0.45)       # x shifts right by slant * height going up
     angle = rng.normal(0, 0.08)                               # radians
     c, s = np.cos(angle), np.sin(angle)
