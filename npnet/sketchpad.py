@@ -60,11 +60,15 @@ def _diagnostics(report):
     """The diagnose() report as an HTML table plus its warnings."""
     names = {"ink": "ink (stroke density)", "centre_offset": "centre offset, px",
              "area_ratio": "box area / frame", "aspect": "box width / height"}
-    rows = "".join(f"<tr><td>{label}</td><td>{report[k]['value']:.2f}</td><td>{report[k]['percentile']:.0f}</td>"
-                   f"<td>{report[k]['low']:.2f} – {report[k]['high']:.2f}</td></tr>" for k, label in names.items())
+    def usual(k):  # centre offset can only be too big: show its range one-sided
+        low, high = report[k]["low"], report[k]["high"]
+        return f"≤ {high:.2f}" if P.EXPLAIN[k][0] is None else f"{low:.2f} – {high:.2f}"
+    td = "<td style='text-align:right;padding:0 6px'>"
+    rows = "".join(f"<tr><td>{label}</td>{td}{report[k]['value']:.2f}</td>{td}{report[k]['percentile']:.0f}</td>"
+                   f"{td}{usual(k)}</td></tr>" for k, label in names.items())
     warnings = "".join(f"<li>⚠ {html.escape(w)}</li>" for w in report["warnings"]) or "<li>✓ within MNIST's range</li>"
     return (f"<table style='font-size:12px;line-height:1.3'><tr><th>measure</th><th>value</th>"
-            f"<th>MNIST percentile</th><th>MNIST's 99.8%</th></tr>{rows}</table><ul class='npnet-warnings' "
+            f"<th>MNIST percentile</th><th>99.8% of MNIST</th></tr>{rows}</table><ul class='npnet-warnings' "
             f"style='font-size:12px;margin:4px 0'>{warnings}</ul>")
 
 
@@ -201,7 +205,7 @@ class Sketchpad:
         self.predictions = {name: (int(p.argmax()), float(p.max())) for name, p in probs.items()}
         self.report = P.diagnose(self.x28)
         self.status.value = "<h3 style='margin:4px 0'>prediction: " + " · ".join(
-            f"<span class='npnet-pred' data-model='{html.escape(n)}'>{d}</span> ({p:.0%}"
+            f"<span class='npnet-pred' data-model='{html.escape(n)}'>{d}</span> ({p:.1%}"
             f"{', ' + html.escape(n) if len(self.predictions) > 1 else ''})"
             for n, (d, p) in self.predictions.items()) + "</h3>"
         self.bars.value = _bars(probs)
