@@ -1,5 +1,7 @@
 """Optimizers: separate objects that read each layer's grads and update its params in place with step()."""
 
+import math
+
 import numpy as np
 
 
@@ -18,10 +20,11 @@ class SGD:
 
     def step(self):
         """Update every parameter once."""
+        lr = float(self.lr)  # a Python float keeps float32 params float32
         for p, g, decays in self.pairs:
             if decays and self.weight_decay:
-                g = g + self.weight_decay * p
-            p -= self.lr * g
+                p *= 1 - lr * self.weight_decay   # p -= lr * weight_decay * p
+            p -= lr * g
 
 
 class Adam:
@@ -32,28 +35,30 @@ class Adam:
         self.lr, self.beta1, self.beta2, self.eps, self.weight_decay = lr, beta1, beta2, eps, weight_decay
         self.m = [np.zeros_like(p) for p, _, _ in self.pairs]
         self.v = [np.zeros_like(p) for p, _, _ in self.pairs]
-        self.tmp = [np.empty_like(p) for p, _, _ in self.pairs]
+        self.tmp = [(np.empty_like(p), np.empty_like(p)) for p, _, _ in self.pairs]  # scratch
         self.t = 0
 
     def step(self):
-        """One update of every parameter; the work happens in place in m, v and a scratch buffer."""
+        """One update of every parameter, in place: no new arrays, and float32 stays float32."""
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        step = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
-        eps_hat = self.eps * np.sqrt(1 - b2 ** self.t)  # same as eps on the bias-corrected v
-        for (p, g, decays), m, v, tmp in zip(self.pairs, self.m, self.v, self.tmp):
-            if decays and self.weight_decay:
-                np.multiply(p, self.weight_decay, out=tmp)
-                tmp += g
-                g = tmp
-            m *= b1
-            m += (1 - b1) * g              # m = b1 m + (1 - b1) g
-            v *= b2
+        b1, b2, wd = float(self.beta1), float(self.beta2), float(self.weight_decay)
+        # Python floats, not NumPy float64 scalars: those would promote every float32 op to float64.
+        step = float(self.lr) * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        eps_hat = float(self.eps) * math.sqrt(1 - b2 ** self.t)  # same as eps on the bias-corrected v
+        for (p, g, decays), m, v, (g_l2, tmp) in zip(self.pairs, self.m, self.v, self.tmp):
+            if decays and wd:
+                np.multiply(p, wd, out=g_l2)
+                g_l2 += g                      # g + L2 term; the layer's grads stay as backward left them
+                g = g_l2
+            np.subtract(g, m, out=tmp)
+            tmp *= 1 - b1
+            m += tmp                           # m = b1 m + (1 - b1) g, as m += (1 - b1)(g - m)
             np.multiply(g, g, out=tmp)
+            tmp -= v
             tmp *= 1 - b2
-            v += tmp                       # v = b2 v + (1 - b2) g^2
+            v += tmp                           # v = b2 v + (1 - b2) g^2, the same way
             np.sqrt(v, out=tmp)
             tmp += eps_hat
             np.divide(m, tmp, out=tmp)
             tmp *= step
-            p -= tmp                       # p -= lr * m_hat / (sqrt(v_hat) + eps)
+            p -= tmp                           # p -= lr * m_hat / (sqrt(v_hat) + eps)
