@@ -38,9 +38,12 @@ demo: setup data $(MODEL)
 $(MODEL): | $(STAMP) $(DATA)
 	$(PY) -m npnet train
 
+# npnet vs PyTorch (a CPU build only) vs scikit-learn; OPENBLAS_CORETYPE/L2_SIZE, which slow a current
+# NumPy on some CPUs, are unset for the benchmark command alone.
 bench: setup data
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]" torch==2.13.0
-	$(PY) benchmarks/bench.py
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]"
+	$(PY) benchmarks/get_torch.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV)

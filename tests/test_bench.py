@@ -1,0 +1,85 @@
+"""The benchmark keeps working: `bench.py --quick` trains each installed framework one short epoch (times unchecked)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks" / "bench.py"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One run of `bench.py --quick`: (stdout, the raw numbers it wrote as JSON)."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_section_and_row(quick):
+    text, raw = quick
+    for line in ("## Training", "epoch time, training steps only (median)", "total training time",
+                 "time to 97.5% dev accuracy", "final train accuracy", "final dev accuracy", "test accuracy",
+                 "peak memory", "npnet / this, epoch time", "## The compute bound", "compute bound: FLOPs",
+                 "## Inference", "p99", "images/s", "## Targets", "## Machine", "command: `python benchmarks"):
+        assert line in text, line
+    header = next(line for line in text.splitlines() if line.startswith("|  | npnet"))
+    assert header.count("|") == len(raw["results"]) + 2  # one column per framework that ran
+
+
+@pytest.mark.slow
+def test_quick_run_trains_npnet_and_times_inference(quick):
+    _, raw = quick
+    r = raw["results"]["npnet"]
+    (epoch,) = r["epochs"]
+    assert epoch["train_time"] > 0 and epoch["eval_time"] > 0
+    assert r["test_acc"] > 0.6 and epoch["dev_acc"] > 0.6  # one epoch on 2,000 examples; chance is 0.1
+    assert r["peak_rss_mb"] >= r["rss_before_mb"] > 0
+    inf = r["inference"]
+    assert inf["calls"] == 50 and 0 <= inf["digit"] <= 9
+    assert inf["p99_ms"] >= inf["median_ms"] > 0 and inf["images_per_s"] > 0
+    assert raw["matmul"]["peak_gflops"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, module", [("pytorch", "torch"), ("sklearn", "sklearn")])
+def test_quick_run_compares_with_installed_frameworks(quick, name, module):
+    text, raw = quick
+    if importlib.util.find_spec(module) is None:
+        assert name in raw["skipped"] and f"skipped {name}" in text  # the report says what it left out
+        pytest.skip(f"{module} is not installed, so the benchmark skipped {name} (`make bench` installs it)")
+    r = raw["results"][name]
+    assert len(r["epochs"]) == 1 and r["epochs"][0]["train_time"] > 0
+    assert r["test_acc"] > 0.6, r["test_acc"]
+
+
+def test_summary_counts_training_time_to_the_dev_target():
+    bench = _bench_module()
+    epochs = [{"train_time": t, "eval_time": 0.5, "train_acc": 0.9, "dev_acc": d}
+              for t, d in [(2.0, 0.96), (1.0, 0.97), (3.0, 0.976), (1.0, 0.98)]]
+    s = bench.summarise({"epochs": epochs, "test_acc": 0.98, "peak_rss_mb": 300.0, "rss_before_mb": 250.0})
+    assert s["reach"] == (6.0, 3)  # 2 + 1 + 3 s of training steps, reached in epoch 3; evaluations not counted
+    assert s["epoch"] == 1.5 and s["total"] == 7.0 and s["total_with_eval"] == 9.0
+    never = bench.summarise({"epochs": epochs[:2], "test_acc": 0.9, "peak_rss_mb": 1.0, "rss_before_mb": None})
+    assert never["reach"] is None
+
+
+def test_flops_per_epoch_match_the_issue():
+    flops = _bench_module().epoch_flops(50_000)
+    # 784-256-128-10: 2 * 50,000 * 234,752 multiply-adds per pass, three passes (forward, dW, dX)
+    assert flops["all"] == 3 * 2 * 50_000 * (784 * 256 + 256 * 128 + 128 * 10)
+    assert 69e9 < flops["all"] < 71e9 and flops["needed"] == flops["all"] - 2 * 50_000 * 784 * 256
