@@ -1,5 +1,9 @@
 """Conv2D, MaxPool2D, Flatten and Reshape: gradient checks in float64, a naive loop as the reference, shapes, a CNN file."""
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -7,7 +11,7 @@ from npnet import gradcheck
 from npnet import model as M
 from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape, col2im, im2col
 from npnet.layers import Dense
-from npnet.recipes import cnn
+from npnet.recipes import cnn, model_path
 
 
 def naive_conv(x, W, b, stride=1, padding=0):
@@ -124,3 +128,16 @@ def test_bad_input_is_a_clear_error():
         Conv2D(1, 4, 5).forward(np.zeros((2, 1, 4, 4), np.float32))
     with pytest.raises(ValueError, match="MaxPool2D"):
         MaxPool2D(2).forward(np.zeros((2, 8), np.float32))
+
+
+@pytest.mark.slow
+def test_the_shipped_cnn_scores_at_least_99_2_percent_from_the_command_line():
+    path = model_path("cnn")  # committed: `python -m npnet train --model cnn` reproduces it
+    done = subprocess.run([sys.executable, "-m", "npnet", "evaluate", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "(cnn)" in done.stdout
+    acc = float(re.search(r"test accuracy: ([\d.]+)%", done.stdout).group(1))
+    assert acc >= 99.2, done.stdout
+    _, _, header = M.load(path)
+    assert header["test_acc"] >= 0.992 and header["num_epochs"] == len(header["dev_acc_per_epoch"])
