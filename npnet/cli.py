@@ -55,7 +55,7 @@ def read_image(path):
 
 
 def cmd_predict(args):
-    from .preprocess import to_mnist
+    from .preprocess import mnist_style
 
     path = Path(args.model or recipes.model_path("mlp"))
     model, stats, _ = M.load(path)
@@ -64,7 +64,7 @@ def cmd_predict(args):
         try:
             if Path(name).is_file() and Path(name).stat().st_size == 0:
                 raise ValueError("empty file")
-            x28 = to_mnist(read_image(name))
+            x28 = mnist_style(read_image(name))
             probs = M.predict_proba(model, D.normalize(x28[None], stats))[0]
             print(f"{name} {probs.argmax()} {probs.max():.3f}")
         except (ValueError, OSError) as e:  # EmptyCanvas is a ValueError: "no digit: ..."

@@ -127,6 +127,11 @@ def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
     return _resample(grey, cy - oy / scale_y, cx - ox / scale_x, scale_y, scale_x)
 
 
+def mnist_style(img):
+    """The pipeline the app and `predict` use: every step of to_mnist, thickness too: (H, W[, C]) -> (28, 28)."""
+    return to_mnist(img, thickness=True)
+
+
 # ---- diagnostics: how a 28x28 input compares with MNIST's own digits ----
 
 def features(X28):

@@ -15,7 +15,7 @@ from .data import normalize
 from .strokes import render
 
 BACKGROUND, INK = "#111111", "#ffffff"
-PIPELINES = {"MNIST-style": P.to_mnist, "naive resize": P.naive}
+PIPELINES = {"MNIST-style": P.mnist_style, "naive resize": P.naive}
 
 
 @contextmanager

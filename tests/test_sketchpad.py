@@ -45,7 +45,7 @@ def test_recorded_strokes_are_predicted_and_diagnosed(pad, digit):
     pad.pen.value = int(round(width))
     draw_with_mouse(pad, strokes)
     assert len(pad.strokes) == len(strokes) and pad.widths == [int(round(width))] * len(strokes)
-    assert np.allclose(pad.x28, P.to_mnist(S.render(strokes, 280, int(round(width)))), atol=1e-5)
+    assert np.allclose(pad.x28, P.mnist_style(S.render(strokes, 280, int(round(width)))), atol=1e-5)
     shown, prob = pad.predictions["MLP"]
     assert f"<span class='npnet-pred' data-model='MLP'>{shown}</span>" in pad.status.value
     assert f"{prob:.1%}" in pad.bars.value
@@ -84,7 +84,7 @@ def test_the_toggle_switches_to_the_naive_pipeline_live(pad):
     strokes, width = S.digit_strokes(3, np.random.default_rng(11))
     small = [np.asarray(s) * 0.4 + 10 for s in strokes]   # a small digit drawn in a corner
     draw_with_mouse(pad, small)
-    assert np.allclose(pad.x28, P.to_mnist(pad.image()))
+    assert np.allclose(pad.x28, P.mnist_style(pad.image()))
     pad.pipeline.value = "naive resize"
     assert np.allclose(pad.x28, P.naive(pad.image()))
     assert any("off centre" in w for w in pad.report["warnings"])
