@@ -55,6 +55,8 @@ def read_image(path):
 
 
 def cmd_predict(args):
+    from threadpoolctl import threadpool_limits
+
     from .preprocess import mnist_style
 
     path = Path(args.model or recipes.model_path("mlp"))
@@ -64,8 +66,9 @@ def cmd_predict(args):
         try:
             if Path(name).is_file() and Path(name).stat().st_size == 0:
                 raise ValueError("empty file")
-            x28 = mnist_style(read_image(name))
-            probs = M.predict_proba(model, D.normalize(x28[None], stats))[0]
+            with threadpool_limits(1, "blas"):  # one image at a time: one BLAS thread is fastest
+                x28 = mnist_style(read_image(name))
+                probs = M.predict_proba(model, D.normalize(x28[None], stats))[0]
             print(f"{name} {probs.argmax()} {probs.max():.3f}")
         except (ValueError, OSError) as e:  # EmptyCanvas is a ValueError: "no digit: ..."
             print(f"{name} error: {e}")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import ipywidgets as W
 from ipycanvas import Canvas, hold_canvas
+from threadpoolctl import ThreadpoolController
 
 from . import model as M
 from . import preprocess as P
@@ -16,6 +17,7 @@ from .strokes import render
 
 BACKGROUND, INK = "#111111", "#ffffff"
 PIPELINES = {"MNIST-style": P.mnist_style, "naive resize": P.naive}
+BLAS = ThreadpoolController()  # one image at a time: one BLAS thread beats two fighting over a busy CPU
 
 
 @contextmanager
@@ -188,6 +190,10 @@ class Sketchpad:
 
     def update(self):
         """Re-run the pipeline on what is drawn and refresh the prediction, bars, tensor and diagnostics."""
+        with BLAS.limit(limits=1, user_api="blas"):
+            self._update()
+
+    def _update(self):
         self.last_update = time.monotonic()
         self.x28, self.report, self.predictions = None, None, {}
         try:
