@@ -21,27 +21,25 @@ def affine(X, shift, angle, scale, fill=None):
 
     # Inverse map: output pixel p <- source point centre + R(-theta) (p - centre - shift) / scale.
     cy, cx = (H - 1) / 2, (W - 1) / 2
-    rows, cols = np.mgrid[0:H, 0:W]
-    u = cols[None] - cx - shift[:, 0, None, None]                           # (B, H, W)
-    v = rows[None] - cy - shift[:, 1, None, None]
-    cos, sin = (np.cos(theta) / scale)[:, None, None], (np.sin(theta) / scale)[:, None, None]
-    src_x, src_y = cos * u - sin * v + cx, sin * u + cos * v + cy           # (B, H, W), in source pixels
+    rows, cols = np.mgrid[0:H, 0:W].astype(np.float32)
+    u = cols - np.float32(cx) - shift[:, 0, None, None].astype(np.float32)   # (B, H, W)
+    v = rows - np.float32(cy) - shift[:, 1, None, None].astype(np.float32)
+    cos = (np.cos(theta) / scale).astype(np.float32)[:, None, None]
+    sin = (np.sin(theta) / scale).astype(np.float32)[:, None, None]
+    src_x = np.clip(cos * u - sin * v + np.float32(cx), -2, W)             # (B, H, W), in source pixels;
+    src_y = np.clip(sin * u + cos * v + np.float32(cy), -2, H)             # far outside is as good as -2 or W
 
-    # Bilinear sampling from the image padded by one pixel of background: points outside read the background.
-    padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=fill)  # (B, K, H+2, W+2)
+    # Bilinear sampling from the image padded by two pixels of background, by flat indices into it.
+    padded = np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=fill)  # (B, K, H+4, W+4)
+    flat = padded.transpose(0, 2, 3, 1).reshape(-1, padded.shape[1])       # (B·(H+4)·(W+4), K)
     x0, y0 = np.floor(src_x), np.floor(src_y)
-    fx, fy = (src_x - x0).astype(X.dtype), (src_y - y0).astype(X.dtype)
-    x0, y0 = x0.astype(np.intp) + 1, y0.astype(np.intp) + 1                 # +1: index into the padded image
-    x0, x1 = np.clip(x0, 0, W + 1), np.clip(x0 + 1, 0, W + 1)               # clipped onto the background border
-    y0, y1 = np.clip(y0, 0, H + 1), np.clip(y0 + 1, 0, H + 1)
-    b = np.arange(B)[:, None, None]
-    # the four neighbours of every sample point, by fancy indexing: each (B, K, H, W)
-    a00, a01, a10, a11 = (padded[b, :, yi, xi].transpose(0, 3, 1, 2)
-                          for yi, xi in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
-    fx, fy = fx[:, None], fy[:, None]
+    fx, fy = (src_x - x0).astype(X.dtype)[..., None], (src_y - y0).astype(X.dtype)[..., None]   # (B, H, W, 1)
+    row = W + 4
+    i00 = (np.arange(B)[:, None, None] * (H + 4) + y0.astype(np.intp) + 2) * row + x0.astype(np.intp) + 2
+    a00, a01, a10, a11 = (flat[i00 + d] for d in (0, 1, row, row + 1))     # the four neighbours: (B, H, W, K)
     top = a00 + fx * (a01 - a00)                 # a + f (b - a) is exact where a == b,
     bottom = a10 + fx * (a11 - a10)              # so the background stays exactly the background
-    out = top + fy * (bottom - top)
+    out = (top + fy * (bottom - top)).transpose(0, 3, 1, 2)                 # (B, K, H, W)
     return out.astype(X.dtype, copy=False).reshape(X.shape)
 
 
