@@ -13,7 +13,7 @@ def affine(X, shift, angle, scale, fill=None):
         raise ValueError(f"affine expects (B, H·W) square images or (B, ..., H, W), got {X.shape}")
     images = X.reshape(B, -1, H, W)                                         # (B, K, H, W), K = 1 for MNIST
     fill = images.min() if fill is None else fill       # the background; standardised MNIST: (0 - mean) / std
-    shift = np.broadcast_to(np.asarray(shift, np.float64), (B, 2))
+    shift = np.broadcast_to(np.asarray(shift, np.float32), (B, 2))
     theta = np.deg2rad(np.broadcast_to(np.asarray(angle, np.float64), (B,)))
     scale = np.broadcast_to(np.asarray(scale, np.float64), (B,))
     if np.any(scale <= 0):
@@ -22,8 +22,8 @@ def affine(X, shift, angle, scale, fill=None):
     # Inverse map: output pixel p <- source point centre + R(-theta) (p - centre - shift) / scale.
     cy, cx = (H - 1) / 2, (W - 1) / 2
     rows, cols = np.mgrid[0:H, 0:W].astype(np.float32)
-    u = cols - np.float32(cx) - shift[:, 0, None, None].astype(np.float32)   # (B, H, W)
-    v = rows - np.float32(cy) - shift[:, 1, None, None].astype(np.float32)
+    u = cols - np.float32(cx) - shift[:, 0, None, None]                     # (B, H, W)
+    v = rows - np.float32(cy) - shift[:, 1, None, None]
     cos = (np.cos(theta) / scale).astype(np.float32)[:, None, None]
     sin = (np.sin(theta) / scale).astype(np.float32)[:, None, None]
     src_x = np.clip(cos * u - sin * v + np.float32(cx), -2, W)             # (B, H, W), in source pixels;

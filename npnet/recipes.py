@@ -4,6 +4,7 @@ import functools
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from . import model as M
 from .augment import random_affine
@@ -128,6 +129,7 @@ def train_and_save(name="mlp", progress=True):
         meta.update(config=cfg, dev_acc_per_epoch=history["dev_acc"], num_epochs=cfg["num_epochs"],
                     train_seconds=round(history["seconds"], 1), cpu_seconds=round(history["cpu_seconds"], 1),
                     seconds_per_epoch=round(history["seconds_per_epoch"], 1))
+        meta["blas_threads"] = max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=None)
         if history.get("train_time"):  # fit times each epoch's training steps
             meta["train_seconds_per_epoch"] = [round(t, 1) for t in history["train_time"]]
         if progress:
