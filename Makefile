@@ -24,7 +24,8 @@ $(DATA): | $(STAMP)
 
 lab: setup data
 	@echo "Starting JupyterLab on notebooks/ — open the URL it prints below."
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.open_browser=False --port=$(PORT)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.open_browser=False --port=$(PORT) \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup data
 	$(PY) -m pytest tests notebooks app --nbval-lax --nbval-current-env \
