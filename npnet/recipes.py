@@ -144,7 +144,8 @@ def load_or_train(name="mlp", progress=True):
     """Load models/<name>.npz, training and saving it first if it is missing; returns (model, stats)."""
     path = model_path(name)
     if not path.exists():
-        print(f"No trained {name} at {path}: training one now (a minute or so).")
+        how_long = "about 10 minutes" if name == "cnn" else "a minute or so"
+        print(f"No trained {name} at {path}: training one now ({how_long}).")
         train_and_save(name, progress=progress)
     model, stats, _ = M.load(path)
     return model, stats
