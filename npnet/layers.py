@@ -60,6 +60,8 @@ class Dropout(Layer):
     """Inverted dropout: in training zero each unit with probability p and scale the rest by 1/(1-p); identity in eval."""
 
     def __init__(self, p=0.5, rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng(0)
 

@@ -46,6 +46,12 @@ def test_dropout_train_and_eval():
     assert np.array_equal(layer.forward(x), x)
 
 
+@pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
+def test_dropout_rejects_a_probability_outside_0_to_1(p):
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(p)
+
+
 def test_loss_gradient_and_value():
     rng = np.random.default_rng(3)
     logits, y = rng.standard_normal((5, 10)) * 3, rng.integers(0, 10, 5)
