@@ -166,7 +166,7 @@ EXPLAIN = {
     "ink": ("too little ink: strokes too thin or the digit too small", "too much ink: strokes too thick"),
     "centre_offset": (None, "off centre: MNIST digits sit at the centre of mass"),
     "area_ratio": ("too small in the frame", "too big in the frame: MNIST digits fit a 20x20 box"),
-    "aspect": ("narrower than any MNIST digit", "wider than any MNIST digit"),
+    "aspect": ("narrower than almost every MNIST digit", "wider than almost every MNIST digit"),
 }
 
 
