@@ -5,24 +5,24 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .layers import Layer
 
-# Layout note: arrays between layers are (N, C, H, W), but Conv2D's matmuls produce channel-major data
-# (C, N, H, W) and it returns a transposed view of that, not a copy. NumPy's elementwise ops keep the
-# memory order of their input, so ReLU and MaxPool2D stay in that order and no layer pays for a transpose.
+# Speed note: Conv2D's matmul gives (F, N, Ho, Wo) and forward returns it as (N, F, Ho, Wo) by transposing,
+# which makes a view, not a copy. ReLU and MaxPool2D keep whatever memory order they are given, so no layer
+# pays for a copy that only reorders; the values are the same either way.
 
 
 def im2col(x, k, stride=1):
-    """Every k×k patch as a column: (N, C, H, W) -> colsT (C·k·k, N·Ho·Wo), rows ordered (c, i, j) like a (F, C, k, k) kernel."""
+    """Every k×k patch as a column: (N, C, H, W) -> cols (C·k·k, N·Ho·Wo), rows ordered (c, i, j) like a (F, C, k, k) kernel."""
     windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]  # (N, C, Ho, Wo, k, k), a view
     C = x.shape[1]
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, -1)               # the one copy
 
 
-def col2im(dcolsT, x_shape, k, stride=1):
+def col2im(dcols, x_shape, k, stride=1):
     """Sum each patch's gradient back onto the pixels it came from: (C·k·k, N·Ho·Wo) -> (N, C, H, W)."""
     N, C, H, W = x_shape
     Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
-    d = dcolsT.reshape(C, k, k, N, Ho, Wo)
-    dx = np.zeros((C, N, H, W), dcolsT.dtype)
+    d = dcols.reshape(C, k, k, N, Ho, Wo)
+    dx = np.zeros((C, N, H, W), dcols.dtype)
     for i in range(k):          # k·k whole-batch adds, one per kernel offset; none per pixel or example
         for j in range(k):
             dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += d[:, i, j]
@@ -30,7 +30,7 @@ def col2im(dcolsT, x_shape, k, stride=1):
 
 
 class Conv2D(Layer):
-    """2-D cross-correlation with F kernels of size k×k: (N, C, H, W) -> (N, F, Ho, Wo), Ho = (H + 2·padding - k) // stride + 1."""
+    """2-D cross-correlation with F k×k kernels, padding with zeros: (N, C, H, W) -> (N, F, Ho, Wo), Ho = (H + 2·padding - k) // stride + 1."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, dtype=np.float32):
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -48,21 +48,22 @@ class Conv2D(Layer):
         p, k, s, F = self.padding, self.kernel_size, self.stride, self.out_channels
         if p:
             x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-        N, _, H, W = self.x_shape = x.shape
-        Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+        self.x_shape = x.shape                                                          # (N, C, H, W), padded
+        N, _, height, width = x.shape
+        Ho, Wo = (height - k) // s + 1, (width - k) // s + 1
         if Ho < 1 or Wo < 1:
-            raise ValueError(f"Conv2D: a {k}×{k} kernel does not fit in a {H}×{W} input")
-        self.colsT = im2col(x, k, s)                                                    # (C·k·k, N·Ho·Wo)
-        out = self.params["W"].reshape(F, -1) @ self.colsT + self.params["b"][:, None]  # (F, N·Ho·Wo)
+            raise ValueError(f"Conv2D: a {k}×{k} kernel does not fit in a {height}×{width} input")
+        self.cols = im2col(x, k, s)                                                     # (C·k·k, N·Ho·Wo)
+        out = self.params["W"].reshape(F, -1) @ self.cols + self.params["b"][:, None]   # (F, N·Ho·Wo)
         return out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)
 
     def backward(self, grad):
         """(N, F, Ho, Wo) -> (N, C, H, W); fills grads W (F, C, k, k) and b (F,)."""
         F, p = self.out_channels, self.padding
-        gT = grad.transpose(1, 0, 2, 3).reshape(F, -1)                                  # (F, N·Ho·Wo)
-        np.matmul(gT, self.colsT.T, out=self.grads["W"].reshape(F, -1))
-        np.sum(gT, axis=1, out=self.grads["b"])
-        dx = col2im(self.params["W"].reshape(F, -1).T @ gT, self.x_shape, self.kernel_size, self.stride)
+        G = grad.transpose(1, 0, 2, 3).reshape(F, -1)                                   # (F, N·Ho·Wo)
+        self.grads["W"][...] = (G @ self.cols.T).reshape(self.grads["W"].shape)
+        self.grads["b"][...] = G.sum(axis=1)
+        dx = col2im(self.params["W"].reshape(F, -1).T @ G, self.x_shape, self.kernel_size, self.stride)
         return dx[:, :, p:dx.shape[2] - p, p:dx.shape[3] - p] if p else dx
 
     def spec(self):
@@ -90,7 +91,7 @@ class MaxPool2D(Layer):
         self.out = views[0].copy(order="K")
         for v in views[1:]:
             np.maximum(self.out, v, out=self.out)
-        return self.out
+        return self.out.copy(order="K")  # backward needs self.out untouched by whatever comes next
 
     def backward(self, grad):
         """(N, C, Ho, Wo) -> (N, C, H, W): each window's gradient goes to the first position holding its max."""

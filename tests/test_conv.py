@@ -30,7 +30,8 @@ def naive_conv(x, W, b, stride=1, padding=0):
     return out
 
 
-@pytest.mark.parametrize("C, F, k, stride, padding", [(1, 3, 3, 1, 0), (3, 4, 3, 1, 1), (2, 5, 5, 1, 2), (3, 2, 3, 2, 0)])
+@pytest.mark.parametrize("C, F, k, stride, padding",
+                         [(1, 3, 3, 1, 0), (3, 4, 3, 1, 1), (2, 5, 5, 1, 2), (3, 2, 3, 2, 0), (2, 3, 3, 2, 1), (1, 2, 5, 2, 2)])
 def test_conv_matches_the_naive_loop(C, F, k, stride, padding):
     rng = np.random.default_rng(0)
     layer = Conv2D(C, F, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
@@ -64,6 +65,17 @@ def test_maxpool_gradients_and_values(size, shape):
     assert np.array_equal(out, want)
     errors = gradcheck.check_layer(layer, x, rng)
     assert errors["x"] < 1e-6, errors
+
+
+def test_maxpool_backward_survives_a_later_in_place_change_to_its_output():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 6, 6))
+    layer = MaxPool2D(2)
+    out = layer.forward(x)
+    grad = rng.standard_normal(out.shape)
+    want = layer.backward(grad)
+    out += 5.0                                        # e.g. a user editing the maps in place
+    assert np.array_equal(layer.backward(grad), want)
 
 
 def test_maxpool_sends_a_tied_window_gradient_to_one_position():
