@@ -1,25 +1,30 @@
 """Data augmentation: small random shifts, rotations and scalings of a batch of digits, by bilinear sampling."""
 
+import math
+
 import numpy as np
 
 
-def affine(X, shift, angle, scale, fill=None):
-    """Shift by (B, 2) px (right, down), turn by (B,) degrees anticlockwise, scale by (B,): (B, 784) or (B, ..., H, W) -> same."""
+def affine(X, shift, angle, scale, *, fill):
+    """Shift by (B, 2) or (2,) px (right, down), turn by (B,) degrees anticlockwise, scale by (B,), scalars broadcast; uncovered pixels get fill: (B, 784) or (B, ..., H, W) -> same."""
     X = np.asarray(X)
     B = len(X)
-    side = int(round(np.sqrt(X[0].size))) if X.ndim == 2 else X.shape[-1]
-    H, W = (side, side) if X.ndim == 2 else X.shape[-2:]
-    if X.ndim == 2 and side * side != X.shape[1]:
-        raise ValueError(f"affine expects (B, H·W) square images or (B, ..., H, W), got {X.shape}")
+    if X.ndim == 2:                                                         # flat square images, e.g. (B, 784)
+        H = W = math.isqrt(X.shape[1])
+        if H * W != X.shape[1]:
+            raise ValueError(f"affine expects (B, H·W) square images or (B, ..., H, W), got {X.shape}")
+    else:
+        H, W = X.shape[-2:]
     images = X.reshape(B, -1, H, W)                                         # (B, K, H, W), K = 1 for MNIST
-    fill = images.min() if fill is None else fill       # the background; standardised MNIST: (0 - mean) / std
     shift = np.broadcast_to(np.asarray(shift, np.float32), (B, 2))
     theta = np.deg2rad(np.broadcast_to(np.asarray(angle, np.float64), (B,)))
     scale = np.broadcast_to(np.asarray(scale, np.float64), (B,))
     if np.any(scale <= 0):
         raise ValueError(f"affine: scale must be positive, got {scale.min()}")
 
-    # Inverse map: output pixel p <- source point centre + R(-theta) (p - centre - shift) / scale.
+    # Inverse map, with x right and y DOWN: output pixel (x, y) reads the source point
+    #   c + [[cos, -sin], [sin, cos]] (x - cx - shift_x, y - cy - shift_y) / scale.
+    # With y down that matrix turns clockwise on screen, so reading the source that way turns the digit anticlockwise.
     cy, cx = (H - 1) / 2, (W - 1) / 2
     rows, cols = np.mgrid[0:H, 0:W].astype(np.float32)
     u = cols - np.float32(cx) - shift[:, 0, None, None]                     # (B, H, W)
@@ -43,10 +48,10 @@ def affine(X, shift, angle, scale, fill=None):
     return out.astype(X.dtype, copy=False).reshape(X.shape)
 
 
-def random_affine(X, rng, max_shift=2.0, max_angle=10.0, max_scale=0.1, fill=None):
-    """A fresh random shift (±max_shift px), rotation (±max_angle°) and scale (1 ± max_scale) per image: same shape as X."""
+def random_affine(X, rng, max_shift=2.0, max_angle=10.0, max_scale=0.1, *, fill):
+    """A fresh random shift (±max_shift px), rotation (±max_angle°) and scale (1 ± max_scale) per image, uncovered pixels get fill: same shape as X."""
     B = len(X)
     shift = rng.uniform(-max_shift, max_shift, (B, 2))
     angle = rng.uniform(-max_angle, max_angle, B)
     scale = rng.uniform(1 - max_scale, 1 + max_scale, B)
-    return affine(X, shift, angle, scale, fill)
+    return affine(X, shift, angle, scale, fill=fill)

@@ -37,7 +37,7 @@ def test_zero_ranges_are_the_identity():
     X = digits()
     out = random_affine(X, np.random.default_rng(0), max_shift=0, max_angle=0, max_scale=0, fill=FILL)
     assert np.array_equal(out, X)
-    assert np.array_equal(affine(X.reshape(-1, 1, 28, 28), 0, 0, 1), X.reshape(-1, 1, 28, 28))
+    assert np.array_equal(affine(X.reshape(-1, 1, 28, 28), 0, 0, 1, fill=FILL), X.reshape(-1, 1, 28, 28))
 
 
 @pytest.mark.parametrize("dx, dy", [(2, 0), (-2, 0), (0, 1), (0, -2), (1, -1)])
@@ -58,11 +58,22 @@ def test_random_shifts_stay_within_the_range():
     assert np.abs(moved).max() <= 2 + 1e-3 and np.abs(moved).max() > 1  # the range is used, not exceeded
 
 
+def test_one_shift_for_all_equals_the_same_shift_per_image():
+    X = digits(4)
+    one = affine(X, (1.5, -0.5), 7.0, 1.05, fill=FILL)
+    each = affine(X, np.tile([1.5, -0.5], (4, 1)), np.full(4, 7.0), np.full(4, 1.05), fill=FILL)
+    assert np.array_equal(one, each)
+
+
 def test_rotation_turns_anticlockwise_and_scaling_grows_about_the_centre():
     bar = np.full((1, 28, 28), FILL, np.float32)
     bar[0, 13:15, 4:24] = 2.0                         # a horizontal bar through the centre
     turned = affine(bar, 0, 90, 1, fill=FILL)[0]
     assert np.all(turned[4:24, 13:15] > 1.9) and np.all(turned[13:15, :4] == FILL)  # now vertical
+    dot = np.full((1, 28, 28), FILL, np.float32)
+    dot[0, 13:15, 20:22] = 2.0                        # 7 px right of the centre (13.5, 13.5)
+    turned = affine(dot, 0, 90, 1, fill=FILL)[0]      # anticlockwise on screen: right of centre goes above it
+    assert np.allclose(centre_of_mass(turned.reshape(1, -1)), [[6.5, 13.5]], atol=1e-4)
     small = np.full((1, 28, 28), FILL, np.float32)
     small[0, 12:16, 12:16] = 2.0
     grown = affine(small, 0, 0, 2.0, fill=FILL)[0]
@@ -72,16 +83,18 @@ def test_rotation_turns_anticlockwise_and_scaling_grows_about_the_centre():
 def test_shape_dtype_and_background_are_preserved():
     X = digits(5)
     for shaped in (X, X.reshape(5, 1, 28, 28), X.reshape(5, 28, 28)):
-        out = random_affine(shaped, np.random.default_rng(2), max_shift=3, max_angle=20, max_scale=0.2)
+        out = random_affine(shaped, np.random.default_rng(2), max_shift=3, max_angle=20, max_scale=0.2, fill=FILL)
         assert out.shape == shaped.shape and out.dtype == np.float32
-        assert out.min() == FILL                      # corners stay background: fill defaults to the minimum
+        assert out.min() == FILL                      # corners stay exactly the background
         assert np.all(out.reshape(5, 28, 28)[:, :3, :] == FILL)  # nothing wraps round, nothing turns black
     X64 = X.astype(np.float64)
-    assert random_affine(X64, np.random.default_rng(0)).dtype == np.float64
+    assert random_affine(X64, np.random.default_rng(0), fill=FILL).dtype == np.float64
 
 
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="square images"):
-        affine(np.zeros((2, 10), np.float32), 0, 0, 1)
+        affine(np.zeros((2, 10), np.float32), 0, 0, 1, fill=0)
     with pytest.raises(ValueError, match="scale must be positive"):
-        affine(digits(2), 0, 0, 0.0)
+        affine(digits(2), 0, 0, 0.0, fill=FILL)
+    with pytest.raises(TypeError, match="fill"):      # no silent guess at the background
+        random_affine(digits(2), np.random.default_rng(0))
