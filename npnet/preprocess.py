@@ -7,7 +7,7 @@ import numpy as np
 SIZE = 28
 INK = 0.2          # a pixel with at least this much ink counts towards the bounding box
 CENTRE = 14.5      # MNIST's mean centre of mass, in pixel-edge coordinates (pixel i spans [i, i+1))
-THICKNESS = 1.9    # MNIST's median stroke width in 28x28 pixels, by stroke_width() below
+THICKNESS = 1.9    # about MNIST's median stroke width in 28x28 pixels (1.96 by stroke_width() below)
 
 
 class EmptyCanvas(ValueError):
