@@ -57,12 +57,14 @@ class Conv2D(Layer):
         out = self.params["W"].reshape(F, -1) @ self.cols + self.params["b"][:, None]   # (F, N·Ho·Wo)
         return out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)
 
-    def backward(self, grad):
-        """(N, F, Ho, Wo) -> (N, C, H, W); fills grads W (F, C, k, k) and b (F,)."""
+    def backward(self, grad, input_grad=True):
+        """(N, F, Ho, Wo) -> (N, C, H, W), or None if not input_grad; fills grads W (F, C, k, k) and b (F,)."""
         F, p = self.out_channels, self.padding
         G = grad.transpose(1, 0, 2, 3).reshape(F, -1)                                   # (F, N·Ho·Wo)
         self.grads["W"][...] = (G @ self.cols.T).reshape(self.grads["W"].shape)
         self.grads["b"][...] = G.sum(axis=1)
+        if not input_grad:
+            return None
         dx = col2im(self.params["W"].reshape(F, -1).T @ G, self.x_shape, self.kernel_size, self.stride)
         return dx[:, :, p:dx.shape[2] - p, p:dx.shape[3] - p] if p else dx
 

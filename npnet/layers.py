@@ -33,11 +33,11 @@ class Dense(Layer):
         self.x = x
         return x @ self.params["W"] + self.params["b"]
 
-    def backward(self, grad):
-        """(N, fan_out) -> (N, fan_in); fills grads W (fan_in, fan_out) and b (fan_out,)."""
+    def backward(self, grad, input_grad=True):
+        """(N, fan_out) -> (N, fan_in), or None if not input_grad; fills grads W (fan_in, fan_out) and b (fan_out,)."""
         np.matmul(self.x.T, grad, out=self.grads["W"])
         np.sum(grad, axis=0, out=self.grads["b"])
-        return grad @ self.params["W"].T
+        return grad @ self.params["W"].T if input_grad else None
 
     def spec(self):
         return {"type": "Dense", "fan_in": self.params["W"].shape[0], "fan_out": self.params["W"].shape[1]}

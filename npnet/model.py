@@ -36,11 +36,16 @@ def forward(model, X):
     return X
 
 
-def backward(model, grad):
-    """Run every layer's backward in reverse: dlogits (N, C) -> dX (N, ...)."""
-    for layer in reversed(model):
+def backward(model, grad, input_grad=True):
+    """Run every layer's backward in reverse: dlogits (N, C) -> dX (N, ...), or None if not input_grad."""
+    if input_grad:
+        for layer in reversed(model):
+            grad = layer.backward(grad)
+        return grad
+    first = next(i for i, layer in enumerate(model) if layer.params)  # below it nothing needs a gradient
+    for layer in reversed(model[first + 1:]):
         grad = layer.backward(grad)
-    return grad
+    return model[first].backward(grad, input_grad=False)              # training: skip dX, which nothing uses
 
 
 def set_training(model, training):

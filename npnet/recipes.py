@@ -105,7 +105,7 @@ def train_softmax(splits=None, **overrides):
     opt, loss_fn, losses = SGD(model, lr=cfg["lr"]), SoftmaxCrossEntropy(), []
     for _ in range(cfg["num_steps"]):
         losses.append(loss_fn.forward(M.forward(model, X), y))
-        M.backward(model, loss_fn.backward())
+        M.backward(model, loss_fn.backward(), input_grad=False)
         opt.step()
     return model, losses, splits
 

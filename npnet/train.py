@@ -42,7 +42,7 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
             if augment is not None:
                 X_batch = augment(X_batch, rng)
             loss = loss_fn.forward(forward(model, X_batch), y_batch)
-            backward(model, loss_fn.backward())
+            backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
             optimizer.step()
             losses.append(loss)
             bar.update(1)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from npnet import model as M
+from npnet import recipes
 from npnet.optim import Adam
 from npnet.train import batches, fit
 
@@ -137,3 +138,23 @@ def test_same_seed_same_weights_and_training_learns():
     assert len(history["step_loss"]) == 2 * 8 and len(history["dev_acc"]) == 2
     assert history["epoch_loss"][1] < history["epoch_loss"][0]
     assert history["train_acc"][-1] > 0.5  # chance is 0.1
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: M.mlp((784, 32, 10), rng),
+    lambda rng: recipes.cnn((4, 6), 5, 16, 0.0, rng),
+])
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(make):
+    from npnet.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 784)).astype(np.float32), rng.integers(0, 10, 16)
+    full, lean = make(np.random.default_rng(1)), make(np.random.default_rng(1))
+    for model, input_grad in [(full, True), (lean, False)]:
+        loss_fn = SoftmaxCrossEntropy()
+        loss_fn.forward(M.forward(model, X), y)
+        dX = M.backward(model, loss_fn.backward(), input_grad=input_grad)
+        assert (dX is None) == (not input_grad) and (dX is None or dX.shape == X.shape)
+    for a, b in zip(full, lean):
+        for name in a.grads:
+            assert np.array_equal(a.grads[name], b.grads[name])
