@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from npnet.recipes import MLP  # noqa: E402  (the recipe: sizes, lr, L2, batch size, epochs, seed)
 
 TARGET_DEV = 0.975
+SETTLE = 0.2  # seconds between turns
 FRAMEWORKS = {  # name -> (the module it needs, how it is set up)
     "npnet": ("numpy", "npnet.fit: Adam, L2 on weights, cosine lr decay"),
     "pytorch": ("torch", "torch.optim.Adam (default), same init, L2, cosine decay"),
@@ -72,94 +74,118 @@ def _data(n_train, n_dev):
             s["X_test"], s["y_test"], s["stats"])
 
 
-def train_npnet(data, num_epochs, seed):
-    """npnet.fit on the recipe; returns (per-epoch records, model, test accuracy)."""
-    from npnet import model as M
-    from npnet.metrics import accuracy
-    from npnet.optim import Adam
-    from npnet.train import cosine_lr, fit
+class NpnetRun:
+    """npnet: the recipe's model and Adam, trained by npnet.fit one epoch at a time."""
 
-    X, y, X_dev, y_dev, X_test, y_test, _ = data
-    rng = np.random.default_rng(seed)
-    model = M.mlp(MLP["sizes"], rng)
-    opt = Adam(model, lr=MLP["lr"], weight_decay=MLP["weight_decay"])
-    history = fit(model, opt, X, y, X_dev, y_dev, num_epochs=num_epochs, batch_size=MLP["batch_size"],
-                  rng=rng, progress=False, eval_train=True, lr_schedule=cosine_lr(MLP["lr"], num_epochs))
-    epochs = [{"train_time": a, "eval_time": b, "train_acc": c, "dev_acc": d} for a, b, c, d in
-              zip(history["train_time"], history["eval_time"], history["train_acc"], history["dev_acc"])]
-    return epochs, model, accuracy(M.predict(model, X_test), y_test)
+    def __init__(self, data, num_epochs, seed):
+        from npnet import model as M
+        from npnet.optim import Adam
+        from npnet.train import cosine_lr
+
+        self.data, self.rng = data, np.random.default_rng(seed)
+        self.model = M.mlp(MLP["sizes"], self.rng)
+        self.opt = Adam(self.model, lr=MLP["lr"], weight_decay=MLP["weight_decay"])
+        self.schedule = cosine_lr(MLP["lr"], num_epochs)
+
+    def epoch(self, epoch):
+        """Train one epoch (the same steps as one fit over all epochs), then evaluate: a record."""
+        from npnet.train import fit
+
+        X, y, X_dev, y_dev = self.data[:4]
+        h = fit(self.model, self.opt, X, y, X_dev, y_dev, num_epochs=1, batch_size=MLP["batch_size"],
+                rng=self.rng, progress=False, eval_train=True, lr_schedule=lambda _: self.schedule(epoch))
+        return {"train_time": h["train_time"][0], "eval_time": h["eval_time"][0],
+                "train_acc": h["train_acc"][0], "dev_acc": h["dev_acc"][0]}
+
+    def test_accuracy(self):
+        from npnet import model as M
+        from npnet.metrics import accuracy
+
+        return accuracy(M.predict(self.model, self.data[4]), self.data[5])
 
 
-def train_pytorch(data, num_epochs, seed, fused=False):
-    """The same network, init, Adam, L2, lr decay and batch size in PyTorch on the CPU, float32."""
-    import torch
+class PytorchRun:
+    """The same network, He init, Adam, L2, lr decay and batch size in PyTorch on the CPU, float32."""
 
-    torch.set_num_threads(os.cpu_count())
-    torch.manual_seed(seed)
-    X, y, X_dev, y_dev, X_test, y_test = (torch.from_numpy(np.asarray(a)) for a in data[:6])
-    sizes = MLP["sizes"]
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        dense = torch.nn.Linear(fan_in, fan_out)
-        torch.nn.init.kaiming_normal_(dense.weight, nonlinearity="relu")  # He: std sqrt(2 / fan_in)
-        torch.nn.init.zeros_(dense.bias)
-        layers += [dense, torch.nn.ReLU()]
-    net = torch.nn.Sequential(*layers[:-1])
-    weights = [p for p in net.parameters() if p.ndim > 1]
-    biases = [p for p in net.parameters() if p.ndim == 1]
-    # torch's weight_decay adds weight_decay * p to the gradient, as npnet's Adam does; weights only
-    opt = torch.optim.Adam([{"params": weights, "weight_decay": MLP["weight_decay"]},
-                            {"params": biases, "weight_decay": 0.0}], lr=MLP["lr"], fused=fused)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(seed)
-    batch_size = MLP["batch_size"]
+    def __init__(self, data, num_epochs, seed, fused=False):
+        import torch
 
-    def accuracy(X_, y_):
-        with torch.inference_mode():
-            pred = torch.cat([net(X_[i:i + 2048]).argmax(1) for i in range(0, len(X_), 2048)])
-        return float((pred == y_).float().mean())
+        torch.set_num_threads(os.cpu_count())
+        torch.manual_seed(seed)
+        self.torch, self.num_epochs = torch, num_epochs
+        self.X, self.y, self.X_dev, self.y_dev, self.X_test, self.y_test = (
+            torch.from_numpy(np.asarray(a)) for a in data[:6])
+        sizes, layers = MLP["sizes"], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            dense = torch.nn.Linear(fan_in, fan_out)
+            torch.nn.init.kaiming_normal_(dense.weight, nonlinearity="relu")  # He: std sqrt(2 / fan_in)
+            torch.nn.init.zeros_(dense.bias)
+            layers += [dense, torch.nn.ReLU()]
+        self.net = torch.nn.Sequential(*layers[:-1])
+        weights = [p for p in self.net.parameters() if p.ndim > 1]
+        biases = [p for p in self.net.parameters() if p.ndim == 1]
+        # torch's weight_decay adds weight_decay * p to the gradient, as npnet's Adam does; weights only
+        self.opt = torch.optim.Adam([{"params": weights, "weight_decay": MLP["weight_decay"]},
+                                     {"params": biases, "weight_decay": 0.0}], lr=MLP["lr"], fused=fused)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.gen = torch.Generator().manual_seed(seed)
 
-    epochs = []
-    for epoch in range(num_epochs):
-        for group in opt.param_groups:
-            group["lr"] = MLP["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / num_epochs))
+    def accuracy(self, X, y):
+        with self.torch.inference_mode():  # no autograd bookkeeping in evaluation
+            pred = self.torch.cat([self.net(X[i:i + 2048]).argmax(1) for i in range(0, len(X), 2048)])
+        return float((pred == y).float().mean())
+
+    def epoch(self, epoch):
+        for group in self.opt.param_groups:  # the same cosine decay, by epoch
+            group["lr"] = MLP["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / self.num_epochs))
+        X, y, batch_size = self.X, self.y, MLP["batch_size"]
         start = time.perf_counter()
-        order = torch.randperm(len(X), generator=gen)
+        order = self.torch.randperm(len(X), generator=self.gen)
         for i in range(0, len(X), batch_size):
             idx = order[i:i + batch_size]
-            loss = loss_fn(net(X[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.net(X[idx]), y[idx])
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.opt.step()
         train_time = time.perf_counter() - start
         start = time.perf_counter()
-        train_acc, dev_acc = accuracy(X, y), accuracy(X_dev, y_dev)
-        epochs.append({"train_time": train_time, "eval_time": time.perf_counter() - start,
-                       "train_acc": train_acc, "dev_acc": dev_acc})
-    return epochs, net, accuracy(X_test, y_test)
+        train_acc, dev_acc = self.accuracy(X, y), self.accuracy(self.X_dev, self.y_dev)
+        return {"train_time": train_time, "eval_time": time.perf_counter() - start,
+                "train_acc": train_acc, "dev_acc": dev_acc}
+
+    def test_accuracy(self):
+        return self.accuracy(self.X_test, self.y_test)
 
 
-def train_sklearn(data, num_epochs, seed):
-    """MLPClassifier((256, 128), solver='adam', batch_size=128), as the issue specifies; one partial_fit per epoch."""
-    import warnings
+class SklearnRun:
+    """MLPClassifier((256, 128), solver="adam", batch_size=128) as the issue gives it; one partial_fit per epoch."""
 
-    from sklearn.neural_network import MLPClassifier
+    def __init__(self, data, num_epochs, seed):
+        from sklearn.neural_network import MLPClassifier
 
-    X, y, X_dev, y_dev, X_test, y_test, _ = data
-    clf = MLPClassifier((256, 128), solver="adam", batch_size=MLP["batch_size"], random_state=seed)
-    classes = np.arange(10)
-    epochs = []
-    for _ in range(num_epochs):
+        self.data = data
+        self.clf = MLPClassifier((256, 128), solver="adam", batch_size=MLP["batch_size"], random_state=seed)
+
+    def epoch(self, epoch):
+        import warnings
+
+        X, y, X_dev, y_dev = self.data[:4]
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf.partial_fit(X, y, classes=classes)  # one shuffled pass; Adam's state carries over
+            self.clf.partial_fit(X, y, classes=np.arange(10))  # one shuffled pass; Adam's state carries over
         train_time = time.perf_counter() - start
         start = time.perf_counter()
-        train_acc, dev_acc = clf.score(X, y), clf.score(X_dev, y_dev)
-        epochs.append({"train_time": train_time, "eval_time": time.perf_counter() - start,
-                       "train_acc": float(train_acc), "dev_acc": float(dev_acc)})
-    return epochs, clf, float(clf.score(X_test, y_test))
+        train_acc, dev_acc = self.clf.score(X, y), self.clf.score(X_dev, y_dev)
+        return {"train_time": train_time, "eval_time": time.perf_counter() - start,
+                "train_acc": float(train_acc), "dev_acc": float(dev_acc)}
+
+    def test_accuracy(self):
+        return float(self.clf.score(*self.data[4:6]))
+
+
+RUNS = {"npnet": NpnetRun, "pytorch": PytorchRun, "sklearn": SklearnRun,
+        "pytorch-fused": lambda *a: PytorchRun(*a, fused=True)}
 
 
 # ---------------------------------------------------------------- inference: one canvas to one prediction
@@ -197,19 +223,20 @@ def inference(model, stats, X_test, num_calls):
 
 
 def worker(name, num_epochs, n_train, n_dev, num_calls):
-    """Run one framework in this process; returns a JSON-able dict."""
+    """Serve one framework: train an epoch per `epoch` line on stdin, answer each with a JSON line; then finish."""
     data = _data(n_train, n_dev)
+    run = RUNS[name](data, num_epochs, MLP["seed"])
     rss_before = reset_peak_memory()
-    trainer = {"npnet": train_npnet, "pytorch": train_pytorch, "sklearn": train_sklearn,
-               "pytorch-fused": lambda *a: train_pytorch(*a, fused=True)}[name]
-    wall = time.perf_counter()
-    epochs, model, test_acc = trainer(data, num_epochs, MLP["seed"])
-    wall = time.perf_counter() - wall
-    out = {"name": name, "epochs": epochs, "test_acc": test_acc, "wall_time": wall,
-           "rss_before_mb": rss_before, "peak_rss_mb": peak_memory_mb(), "versions": versions(name)}
+    print(json.dumps({"ready": name}), flush=True)
+    for epoch, command in enumerate(sys.stdin):
+        if command.strip() != "epoch":
+            break
+        print(json.dumps(run.epoch(epoch)), flush=True)
+    out = {"test_acc": run.test_accuracy(), "rss_before_mb": rss_before, "peak_rss_mb": peak_memory_mb(),
+           "versions": versions(name)}
     if name == "npnet" and num_calls:
-        out["inference"] = inference(model, data[6], data[4], num_calls)
-    return out
+        out["inference"] = inference(run.model, data[6], data[4], num_calls)
+    print(json.dumps(out), flush=True)
 
 
 # ---------------------------------------------------------------- the machine and its matmul throughput
@@ -310,7 +337,7 @@ def table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def report(results, skipped, flops, mm, info, args, loads):
+def report(results, skipped, flops, mm, info, args, cpu):
     """The whole markdown report as a string."""
     names = [n for n in FRAMEWORKS if n in results]
     s = {n: summarise(results[n]) for n in names}
@@ -333,14 +360,20 @@ def report(results, skipped, flops, mm, info, args, loads):
         + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names],
     ]
     if npnet:
-        rows.append(["npnet / this, epoch time"] + [f"{npnet['epoch'] / s[n]['epoch']:.2f}" for n in names])
+        rows.append(["npnet / this: median epoch over median epoch"]
+                    + [f"{npnet['epoch'] / s[n]['epoch']:.2f}" for n in names])
+        ratios = {n: [a["train_time"] / b["train_time"] for a, b in
+                      zip(results["npnet"]["epochs"], results[n]["epochs"])] for n in names}
+        rows.append(["npnet / this: median of the per-epoch ratios"]
+                    + [f"{np.median(ratios[n]):.2f}" for n in names])
     out += [table(["", *names], rows), ""]
     out += [f"- {n}: {FRAMEWORKS[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
             for n in names]
     out += [f"- skipped {n}: {why}" for n, why in skipped.items()]
     out += ["- Training time counts the mini-batch steps (shuffle, forward, backward, update); the accuracy "
             "evaluation after each epoch (all training examples and the dev set, without gradients) is timed "
-            "apart. Peak memory includes the loaded data and the framework's libraries.", ""]
+            "apart. The frameworks take turns, one epoch each, each in its own process. Peak memory includes "
+            "the loaded data and the framework's libraries.", ""]
 
     if npnet:
         bound = flops["all"] / (mm["peak_gflops"] * 1e9)
@@ -388,10 +421,89 @@ def report(results, skipped, flops, mm, info, args, loads):
     out += ["## Machine", "",
             f"- {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['os']}; Python {info['python']}",
             f"- NumPy {info['numpy']}, BLAS: {blas}; OPENBLAS_* variables: {env}",
-            f"- load average (1 min) before / after each run: "
-            + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in loads.items()),
+            f"- the run took {cpu['wall']:.0f} s; 1-minute load average at each epoch's start: median "
+            f"{cpu['load_median']:.2f} (min {cpu['load_min']:.2f}, max {cpu['load_max']:.2f}); other processes "
+            + ("used " + f"{cpu['others_share']:.0%}" if cpu["others_share"] is not None else "used an unknown share")
+            + " of the CPUs meanwhile",
             f"- command: `{args.command}`", ""]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the run: every framework, one epoch each in turn
+class Worker:
+    """A framework's subprocess: started, fed `epoch` lines, answered with one JSON line each."""
+
+    def __init__(self, name, args):
+        self.name, self.log = name, tempfile.TemporaryFile("w+")
+        cmd = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs),
+               "--n-train", str(args.n_train), "--n-dev", str(args.n_dev), "--calls", str(args.calls)]
+        print(f"starting {name} ...", file=sys.stderr)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     text=True, cwd=ROOT)
+        self.ask(None)  # wait until it has loaded the data and built its model
+
+    def ask(self, command):
+        """Send a command (or nothing) and return the JSON answer; RuntimeError if the worker died."""
+        if command:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.log.seek(0)
+            tail = self.log.read().strip().splitlines()[-1:] or ["no error message"]
+            raise RuntimeError(f"the {self.name} run failed: {tail[0]}")
+        return json.loads(line)
+
+    def cpu_seconds(self):
+        """User + system CPU time of the worker so far (Linux), or 0."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+
+def _busy_cpu_seconds():
+    """CPU seconds all processes have used since boot (Linux /proc/stat), or None."""
+    try:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(
+            int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def rounds(workers, num_epochs, skipped):
+    """Epoch 1 of every framework, then epoch 2 of every framework, ...: a change in the machine's load hits all.
+
+    Returns ({name: results}, {how busy the rest of the machine was})."""
+    epochs = {name: [] for name in workers}
+    busy0, wall0, own0 = _busy_cpu_seconds(), time.perf_counter(), time.process_time()
+    cpu0 = {name: w.cpu_seconds() for name, w in workers.items()}
+    loads = []
+    for epoch in range(num_epochs):
+        loads.append(os.getloadavg()[0])
+        print(f"epoch {epoch + 1}/{num_epochs}: " + ", ".join(workers), file=sys.stderr)
+        for name, w in list(workers.items()):
+            time.sleep(SETTLE)  # let the previous framework's idle threads stop spinning
+            try:
+                epochs[name].append(w.ask("epoch"))
+            except RuntimeError as e:
+                skipped[name] = str(e)
+                del workers[name]
+    ours = sum(w.cpu_seconds() - cpu0[name] for name, w in workers.items()) + time.process_time() - own0
+    wall = time.perf_counter() - wall0
+    others = None if busy0 is None else max(0.0, _busy_cpu_seconds() - busy0 - ours) / (wall * os.cpu_count())
+    results = {}
+    for name, w in workers.items():
+        try:
+            results[name] = {"epochs": epochs[name], **w.ask("done")}
+        except RuntimeError as e:
+            skipped[name] = str(e)
+        w.proc.wait()
+    return results, {"others_share": others, "load_min": min(loads), "load_max": max(loads),
+                     "load_median": float(np.median(loads)), "wall": wall}
 
 
 def main(argv=None):
@@ -411,7 +523,7 @@ def main(argv=None):
     args.n_dev = args.n_dev or (2000 if args.quick else 10_000)
     args.calls = args.calls if args.calls is not None else (50 if args.quick else 1000)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.epochs, args.n_train, args.n_dev, args.calls)))
+        worker(args.worker, args.epochs, args.n_train, args.n_dev, args.calls)
         return 0
 
     args.command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + \
@@ -424,32 +536,30 @@ def main(argv=None):
     info = machine()
     print(f"Benchmarking on {info['cpu']} ({info['cores']} cores); BLAS: {'; '.join(info['blas'])}", file=sys.stderr)
     mm = matmul_throughput(args.quick)
-    results, skipped, loads = {}, {}, {}
+    workers, skipped = {}, {}
     for name in wanted:
         module = FRAMEWORKS[name][0]
         if importlib.util.find_spec(module) is None:
             skipped[name] = f"`{module}` is not installed (`make bench` installs it)"
             print(f"skipped {name}: {skipped[name]}", file=sys.stderr)
             continue
-        print(f"training with {name} ...", file=sys.stderr)
-        before = os.getloadavg()[0]
-        cmd = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs),
-               "--n-train", str(args.n_train), "--n-dev", str(args.n_dev), "--calls", str(args.calls)]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        loads[name] = (before, os.getloadavg()[0])
-        if done.returncode != 0:
-            skipped[name] = f"the run failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'}"
-            print(f"{name} failed:\n{done.stderr}", file=sys.stderr)
-            continue
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        try:
+            workers[name] = Worker(name, args)
+        except RuntimeError as e:
+            skipped[name] = str(e)
+            print(f"skipped {name}: {e}", file=sys.stderr)
+    if "npnet" not in workers:
+        print("npnet did not start: nothing to compare against", file=sys.stderr)
+        return 1
+    results, cpu = rounds(workers, args.epochs, skipped)
     if "npnet" not in results:
-        print("npnet did not run: nothing to compare against", file=sys.stderr)
+        print(f"npnet failed: {skipped.get('npnet')}", file=sys.stderr)
         return 1
     flops = epoch_flops(args.n_train)
-    print(report(results, skipped, flops, mm, info, args, loads))
+    print(report(results, skipped, flops, mm, info, args, cpu))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "matmul": mm, "flops": flops, "results": results,
-                                         "skipped": skipped, "load": loads}, indent=1))
+                                         "skipped": skipped, "cpu": cpu}, indent=1))
     return 0
 
 

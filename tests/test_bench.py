@@ -34,7 +34,8 @@ def test_quick_run_prints_every_section_and_row(quick):
     text, raw = quick
     for line in ("## Training", "epoch time, training steps only (median)", "total training time",
                  "time to 97.5% dev accuracy", "final train accuracy", "final dev accuracy", "test accuracy",
-                 "peak memory", "npnet / this, epoch time", "## The compute bound", "compute bound: FLOPs",
+                 "peak memory", "npnet / this: median epoch", "median of the per-epoch ratios",
+                 "## The compute bound", "compute bound: FLOPs",
                  "## Inference", "p99", "images/s", "## Targets", "## Machine", "command: `python benchmarks"):
         assert line in text, line
     header = next(line for line in text.splitlines() if line.startswith("|  | npnet"))
@@ -83,3 +84,13 @@ def test_flops_per_epoch_match_the_issue():
     # 784-256-128-10: 2 * 50,000 * 234,752 multiply-adds per pass, three passes (forward, dW, dX)
     assert flops["all"] == 3 * 2 * 50_000 * (784 * 256 + 256 * 128 + 128 * 10)
     assert 69e9 < flops["all"] < 71e9 and flops["needed"] == flops["all"] - 2 * 50_000 * 784 * 256
+
+
+@pytest.mark.slow
+def test_a_missing_framework_is_skipped_and_said_so(capsys, monkeypatch):
+    bench = _bench_module()
+    monkeypatch.setitem(bench.FRAMEWORKS, "nonesuch", ("no_such_module_for_npnet", "a framework not installed"))
+    assert bench.main(["--quick", "--frameworks", "npnet,nonesuch", "--calls", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "- skipped nonesuch: `no_such_module_for_npnet` is not installed" in text
+    assert "|  | npnet |" in text and "nonesuch |" not in text
