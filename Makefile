@@ -44,7 +44,7 @@ $(MODEL): | $(STAMP) $(DATA)
 bench: setup data
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]"
 	$(PY) benchmarks/get_torch.py
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py --plot benchmarks/bench.png
 
 clean:
 	rm -rf $(VENV)

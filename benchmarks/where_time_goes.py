@@ -1,7 +1,7 @@
-"""Where an npnet training epoch spends its time: each layer's forward and backward, the loss, Adam, the batches.
+"""Where npnet's training time goes: each layer's forward and backward, the loss, Adam and the batches, per epoch.
 
-    python benchmarks/where_time_goes.py              # one epoch of the seed's MLP recipe on 50k examples, then a table
-    python benchmarks/where_time_goes.py --what-if    # also time changes to npnet.layers that are not made (yet)
+    python benchmarks/where_time_goes.py              # the seed's MLP recipe, all 15 epochs, then a table
+    python benchmarks/where_time_goes.py --what-if    # also the same run without Adam's subnormal flush
 
 The layers, the loss and the optimizer are wrapped with timers for the run; npnet itself is not changed.
 """
@@ -16,7 +16,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from npnet import layers as L  # noqa: E402
 from npnet import losses, train  # noqa: E402
 from npnet import model as M  # noqa: E402
 from npnet.data import load_splits  # noqa: E402
@@ -26,9 +25,9 @@ from npnet.recipes import MLP  # noqa: E402
 
 def timed(f, key, totals):
     """f, adding its run time to totals[key]."""
-    def wrapper(*args):
+    def wrapper(*args, **kwargs):
         t0 = time.perf_counter()
-        out = f(*args)
+        out = f(*args, **kwargs)
         totals[key] += time.perf_counter() - t0
         return out
     return wrapper
@@ -50,110 +49,58 @@ def timed_batches(totals):
     return batches
 
 
-def one_epoch(splits, patch=None, seed=0):
-    """Train the recipe for one epoch with every piece timed; returns ({piece: seconds}, epoch seconds)."""
+def profile(splits, num_epochs, flush_every=Adam.flush_every, seed=0):
+    """Train the recipe with every piece timed; returns [({piece: seconds}, epoch seconds)] per epoch."""
     totals = defaultdict(float)
     rng = np.random.default_rng(seed)
     model = M.mlp(MLP["sizes"], rng)
-    if patch:
-        patch(model)
     for i, layer in enumerate(model):
-        name = f"{i} {type(layer).__name__}"
+        name = f"layer {i} {type(layer).__name__}"
         layer.forward = timed(layer.forward, f"{name} forward", totals)
         layer.backward = timed(layer.backward, f"{name} backward", totals)
     opt = Adam(model, lr=MLP["lr"], weight_decay=MLP["weight_decay"])
+    opt.flush_every = flush_every
     opt.step = timed(opt.step, "Adam step", totals)
+    schedule = train.cosine_lr(MLP["lr"], num_epochs)
     saved = train.batches, losses.SoftmaxCrossEntropy.forward, losses.SoftmaxCrossEntropy.backward
     train.batches = timed_batches(totals)
     losses.SoftmaxCrossEntropy.forward = timed(saved[1], "loss forward", totals)
     losses.SoftmaxCrossEntropy.backward = timed(saved[2], "loss backward", totals)
+    epochs = []
     try:
-        history = train.fit(model, opt, splits["X_train"], splits["y_train"], num_epochs=1,
-                            batch_size=MLP["batch_size"], rng=rng, progress=False, eval_train=False)
+        for epoch in range(num_epochs):
+            totals.clear()
+            history = train.fit(model, opt, splits["X_train"], splits["y_train"], num_epochs=1,
+                                batch_size=MLP["batch_size"], rng=rng, progress=False, eval_train=False,
+                                lr_schedule=lambda _: schedule(epoch))
+            seconds = history["train_time"][0]
+            epochs.append(({**totals, "the rest: Python loop, loss list": seconds - sum(totals.values())},
+                           seconds))
     finally:
         train.batches, losses.SoftmaxCrossEntropy.forward, losses.SoftmaxCrossEntropy.backward = saved
-    return dict(totals), history["train_time"][0]
-
-
-def unused_input_gradient(splits, repeats=3):
-    """Seconds per epoch that Dense 0's backward spends on grad @ W.T, the input gradient nothing uses."""
-    rng = np.random.default_rng(0)
-    W = rng.standard_normal((784, 256), dtype=np.float32)
-    grad = rng.standard_normal((MLP["batch_size"], 256), dtype=np.float32)
-    steps = -(-len(splits["X_train"]) // MLP["batch_size"])
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            grad @ W.T
-        runs.append(time.perf_counter() - t0)
-    return float(np.median(runs))
-
-
-# ---- what-if: changes to npnet.layers, applied to one model's layer objects for a timing comparison only
-def skip_first_input_gradient(model):
-    """Dense 0 computes dW and db but not grad @ W.T: model.backward's last result is never used."""
-    first = model[0]
-
-    def backward(grad):
-        np.matmul(first.x.T, grad, out=first.grads["W"])
-        np.sum(grad, axis=0, out=first.grads["b"])
-    first.backward = backward
-
-
-def in_place_elementwise(model):
-    """Dense adds the bias in place; ReLU writes its output and its gradient in place (both own those arrays)."""
-    for layer in model:
-        if isinstance(layer, L.Dense):
-            def forward(x, layer=layer):
-                layer.x = x
-                out = x @ layer.params["W"]
-                out += layer.params["b"]
-                return out
-            layer.forward = forward
-        elif isinstance(layer, L.ReLU):
-            def forward(x, layer=layer):
-                layer.mask = x > 0
-                return np.maximum(x, 0, out=x)
-
-            def backward(grad, layer=layer):
-                return np.multiply(grad, layer.mask, out=grad)
-            layer.forward, layer.backward = forward, backward
-
-
-def both(model):
-    in_place_elementwise(model)
-    skip_first_input_gradient(model)
+    return epochs
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=3, help="epochs to time (the median is reported)")
-    p.add_argument("--what-if", action="store_true", help="also time proposed changes to npnet.layers")
+    p.add_argument("--epochs", type=int, default=MLP["num_epochs"], help="epochs to train (the recipe's 15)")
+    p.add_argument("--what-if", action="store_true", help="also train without Adam's subnormal flush")
     args = p.parse_args(argv)
     splits = load_splits()
-    runs = [one_epoch(splits) for _ in range(args.epochs)]
-    epoch = float(np.median([t for _, t in runs]))
-    pieces = {k: float(np.median([r[k] for r, _ in runs])) for k in runs[0][0]}
-    pieces["the Python loop, loss list, progress bar"] = epoch - sum(pieces.values())
-    print(f"One epoch of the MLP recipe (50,000 examples, batch {MLP['batch_size']}): "
-          f"median of {args.epochs}: {epoch:.3f} s\n")
-    print("| piece | s per epoch | share |\n|---|---|---|")
-    for k, v in sorted(pieces.items(), key=lambda kv: -kv[1]):
-        print(f"| {k} | {v:.3f} | {v / epoch:.0%} |")
-    dx = unused_input_gradient(splits)
-    print(f"\nOf '0 Dense backward', the input gradient grad @ W.T (which nothing uses) takes {dx:.3f} s.")
+    epochs = profile(splits, args.epochs)
+    times = [t for _, t in epochs]
+    mean = {k: float(np.mean([e[k] for e, _ in epochs])) for k in epochs[0][0]}
+    print(f"npnet, the MLP recipe ({len(splits['X_train']):,} examples, batch {MLP['batch_size']}, "
+          f"{args.epochs} epochs): {np.mean(times):.3f} s per epoch on average, median {np.median(times):.3f} s\n")
+    print("| piece | epoch 1 (s) | last epoch (s) | mean (s) | share of the mean |\n|---|---|---|---|---|")
+    for k, v in sorted(mean.items(), key=lambda kv: -kv[1]):
+        print(f"| {k} | {epochs[0][0][k]:.3f} | {epochs[-1][0][k]:.3f} | {v:.3f} | {v / np.mean(times):.0%} |")
+    print(f"| **the epoch** | {times[0]:.3f} | {times[-1]:.3f} | {np.mean(times):.3f} | |")
     if args.what_if:
-        variants = {"npnet as it is": None, "Dense 0 skips its input gradient": skip_first_input_gradient,
-                    "in-place bias add and ReLU": in_place_elementwise, "both": both}
-        times = {k: [] for k in variants}
-        for _ in range(args.epochs):  # interleaved, so that a change in the machine's load hits all alike
-            for k, patch in variants.items():
-                times[k].append(one_epoch(splits, patch)[1])
-        base = np.median(times["npnet as it is"])
-        print("\n| variant (epoch, training steps) | median s | vs now |\n|---|---|---|")
-        for k, v in times.items():
-            print(f"| {k} | {np.median(v):.3f} | {np.median(v) / base:.2f}x |")
+        off = [t for _, t in profile(splits, args.epochs, flush_every=0)]
+        print("\n| Adam | median epoch (s) | last epoch (s) |\n|---|---|---|")
+        print(f"| flushes subnormal weights every {Adam.flush_every} steps | {np.median(times):.3f} | {times[-1]:.3f} |")
+        print(f"| never flushes them | {np.median(off):.3f} | {off[-1]:.3f} |")
     return 0
 
 

@@ -5,6 +5,12 @@ import math
 import numpy as np
 
 
+def flush_subnormals(arrays):
+    """Set entries smaller than the dtype's smallest normal number (1.2e-38 in float32) to exactly 0, in place."""
+    for a in arrays:
+        a[np.abs(a) < np.finfo(a.dtype).tiny] = 0
+
+
 def _pairs(model):
     """Every (param, grad, decays) triple in a model; L2 applies to weights, not biases."""
     for layer in model:
@@ -29,6 +35,12 @@ class SGD:
 
 class Adam:
     """Adam (Kingma & Ba, 2015) with bias correction by step count t and L2 added to the gradient."""
+
+    # L2 drives the weights into a dead unit towards 0 until they, and their m, are subnormal (below
+    # 1.2e-38 in float32), and the CPU computes with subnormal numbers many times slower: in the MLP
+    # recipe 200 such weights made a 256x128 matmul 6x slower by epoch 12. Every flush_every steps,
+    # subnormal params, m and v are set to 0, where such a weight then stays. 0 turns this off.
+    flush_every = 100
 
     def __init__(self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         self.pairs = list(_pairs(model))
@@ -62,3 +74,5 @@ class Adam:
             np.divide(m, tmp, out=tmp)
             tmp *= step
             p -= tmp                           # p -= lr * m_hat / (sqrt(v_hat) + eps)
+        if self.flush_every and self.t % self.flush_every == 0:
+            flush_subnormals([p for p, _, _ in self.pairs] + self.m + self.v)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def test_quick_run_prints_every_section_and_row(quick):
     for line in ("## Training", "epoch time, training steps only (median)", "total training time",
                  "time to 97.5% dev accuracy", "final train accuracy", "final dev accuracy", "test accuracy",
                  "peak memory", "npnet / this: median epoch", "median of the per-epoch ratios",
-                 "## The compute bound", "compute bound: FLOPs",
+                 "## The compute bound", "compute bound: the issue's FLOPs", "stricter",
                  "## Inference", "p99", "images/s", "## Targets", "## Machine", "command: `python benchmarks"):
         assert line in text, line
     header = next(line for line in text.splitlines() if line.startswith("|  | npnet"))
@@ -94,3 +95,24 @@ def test_a_missing_framework_is_skipped_and_said_so(capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "- skipped nonesuch: `no_such_module_for_npnet` is not installed" in text
     assert "|  | npnet |" in text and "nonesuch |" not in text
+
+
+def test_adam_flushes_subnormal_weights_every_flush_every_steps():
+    from npnet.layers import Dense
+    from npnet.optim import Adam
+
+    layer = Dense(3, 2, np.random.default_rng(0))
+    layer.params["W"][0] = [1e-40, 1e-30]  # subnormal in float32, and small but normal
+    opt = Adam([layer], lr=0.0)            # lr 0: only the flush can change a weight
+    for _ in range(opt.flush_every - 1):
+        opt.step()
+    assert layer.params["W"][0, 0] == np.float32(1e-40) != 0
+    opt.step()
+    assert layer.params["W"][0, 0] == 0 and layer.params["W"][0, 1] == np.float32(1e-30)
+    off = Dense(3, 2, np.random.default_rng(0))
+    off.params["W"][0, 0] = 1e-40
+    opt = Adam([off], lr=0.0)
+    opt.flush_every = 0
+    for _ in range(200):
+        opt.step()
+    assert off.params["W"][0, 0] == np.float32(1e-40)
