@@ -54,6 +54,7 @@ def test_quick_run_trains_npnet_and_times_inference(quick):
     inf = r["inference"]
     assert inf["calls"] == 50 and 0 <= inf["digit"] <= 9
     assert inf["p99_ms"] >= inf["median_ms"] > 0 and inf["images_per_s"] > 0
+    assert inf["pipeline"] == "preprocess.mnist_style" and inf["to_mnist"]["p99_ms"] >= inf["to_mnist"]["median_ms"] > 0
     assert raw["matmul"]["peak_gflops"] > 0
 
 
