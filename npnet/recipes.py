@@ -21,10 +21,10 @@ MLP = {"sizes": (784, 256, 128, 10), "lr": 1e-3, "lr_decay": "cosine", "batch_si
        "weight_decay": 5e-4, "num_epochs": 15, "seed": 0}
 
 
-# Notebook 06: the same MLP with every hidden layer followed by dropout, trained on augmented batches.
+# Notebook 05: the same MLP with every hidden layer followed by dropout, trained on augmented batches.
 MLP_REGULARISED = {**MLP, "dropout": 0.2, "augment": {"max_shift": 2.0, "max_angle": 10.0, "max_scale": 0.1}}
 
-# Notebook 06's CNN: conv 5×5×32 → ReLU → pool → conv 5×5×64 → ReLU → pool → dense 128 → 10, 'valid' convs
+# Notebook 05's CNN: conv 5×5×32 → ReLU → pool → conv 5×5×64 → ReLU → pool → dense 128 → 10, 'valid' convs
 # (28 → 24 → 12 → 8 → 4), dropout before the last layer, augmented batches, Adam with a cosine decay.
 CNN = {"channels": (32, 64), "kernel_size": 5, "hidden": 128, "dropout": 0.5,
        "augment": {"max_shift": 2.0, "max_angle": 10.0, "max_scale": 0.1},

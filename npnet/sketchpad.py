@@ -232,6 +232,6 @@ def load_models():
 
 
 def app():
-    """The sketchpad with every trained model, as shown by notebook 05 and `make demo`."""
+    """The sketchpad with every trained model, as shown by notebook 06 and `make demo`."""
     P.mnist_reference()  # load MNIST's diagnostics once, before the first stroke
     return Sketchpad(load_models())

@@ -20,7 +20,7 @@ from npnet.sketchpad import Sketchpad
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app" / "draw_a_digit.ipynb"
-SCREENSHOT = ROOT / "figures" / "05_sketchpad.png"
+SCREENSHOT = ROOT / "figures" / "06_sketchpad.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"]
 DIGITS = [(2, 3), (7, 1), (0, 2), (4, 5)]  # (digit, seed of its drawn strokes)
