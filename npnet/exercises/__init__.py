@@ -1,0 +1,158 @@
+"""Exercises with instant feedback: `ex.NAME.check(fn)` prints ✓, the specific mistake, or "not done yet".
+
+Each notebook has its own module (`npnet.exercises.nb01`, ...), holding its exercises and their solutions.
+In a notebook:
+
+    from npnet.exercises import nb01 as ex
+    ex.softmax.check(softmax)   # ✓ / ✗ with a diagnosis / · not done yet
+    ex.softmax.hint()           # a nudge
+    ex.softmax.solution()       # the model answer's code
+
+`check` never raises: a notebook runs top to bottom whether or not the learner has answered.
+"""
+
+import copy
+import inspect
+import textwrap
+import warnings
+
+import numpy as np
+
+NOT_DONE = "· not done yet: the notebook goes on with npnet's own version. {name}.hint() gives a nudge."
+
+
+class Exercise:
+    """One 'your turn' piece: the learner's function is run on `cases` and compared with `reference`.
+
+    name       the function name the learner writes (also the attribute name in the module)
+    reference  the correct answer as a function: npnet's own implementation where there is one
+    solution   the model answer the learner may read: a plain function, shown by solution()
+    cases      rng -> list of argument tuples (batches of 1 among them; edge cases included)
+    verified   what a pass means, e.g. "matches npnet on batches of 1, 7 and 128"
+    mistakes   [(message, wrong_function)]: a typical wrong answer, as code, and what to tell the learner
+    numerical  optional: args -> expected output by central differences (float64), checked after the reference
+    hint_text  a nudge in words
+    returns    names of the outputs, e.g. ("dW", "db"), used in messages
+    rtol, atol tolerances for comparing outputs
+    """
+
+    def __init__(self, name, reference, solution, cases, verified, mistakes, hint_text,
+                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0):
+        self.name, self.reference, self.solution_fn = name, reference, solution
+        self.cases, self.verified, self.mistakes = cases, verified, mistakes
+        self.numerical, self.hint_text, self.returns = numerical, hint_text, returns
+        self.rtol, self.atol, self.seed = rtol, atol, seed
+
+    # -- what the learner calls -------------------------------------------------------------------------
+    def check(self, fn):
+        """Run fn on every case; print one line (✓, ✗ with a diagnosis, or · not done yet); return True/False."""
+        verdict, message = self.diagnose(fn)
+        print(message)
+        return verdict == "pass"
+
+    def hint(self):
+        """Print a nudge."""
+        print(textwrap.fill(self.hint_text, 110))
+
+    def solution(self):
+        """Print the model answer's source code."""
+        print(self.solution_source())
+
+    def solution_source(self):
+        """The model answer as source text, with the learner's function name."""
+        source = textwrap.dedent(inspect.getsource(self.solution_fn))
+        return source.replace(f"def {self.solution_fn.__name__}(", f"def {self.name}(", 1)
+
+    # -- how the verdict is reached ---------------------------------------------------------------------
+    def diagnose(self, fn):
+        """('pass' | 'mistake' | 'wrong' | 'not done', message) for the learner's function fn."""
+        cases = self.cases(np.random.default_rng(self.seed))
+        outputs = []
+        for args in cases:
+            out = _call(fn, args)
+            if isinstance(out, _Raised):
+                if isinstance(out.error, NotImplementedError):
+                    return "not done", NOT_DONE.format(name=f"ex.{self.name}")
+                return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}"
+            if out is None or (isinstance(out, tuple) and any(o is None for o in out)):
+                return "not done", NOT_DONE.format(name=f"ex.{self.name}")
+            outputs.append(out)
+        expected = [_call(self.reference, args) for args in cases]
+        bad = [i for i, (out, want) in enumerate(zip(outputs, expected)) if not self._close(out, want)]
+        if not bad:
+            if self.numerical is not None:
+                for args, out in zip(cases, outputs):
+                    numeric = self.numerical(*copy.deepcopy(args))
+                    if not self._close(out, numeric, rtol=1e-5, atol=1e-6):
+                        return "wrong", (f"✗ {self.name} matches npnet but not central differences on "
+                                         f"{_describe(args)}: look at the finite-difference check")
+            return "pass", f"✓ {self.name}: {self.verified}"
+        for message, wrong in self.mistakes:
+            if all(self._close(out, _call(wrong, args), equal_nan=True) for args, out in zip(cases, outputs)):
+                return "mistake", f"✗ {message}"
+        i = bad[0]
+        return "wrong", f"✗ {self.name}: {_difference(outputs[i], expected[i], self.returns)} on {_describe(cases[i])}"
+
+    def _close(self, out, want, rtol=None, atol=None, equal_nan=False):
+        outs, wants = _as_tuple(out), _as_tuple(want)
+        if len(outs) != len(wants):
+            return False
+        rtol = self.rtol if rtol is None else rtol
+        atol = self.atol if atol is None else atol
+        for o, w in zip(outs, wants):
+            try:
+                o, w = np.asarray(o, np.float64), np.asarray(w, np.float64)
+            except (TypeError, ValueError):
+                return False
+            if o.shape != w.shape or not np.allclose(o, w, rtol=rtol, atol=atol, equal_nan=equal_nan):
+                return False
+        return True
+
+
+class _Raised:
+    def __init__(self, error):
+        self.error = error
+        self.text = f"{type(error).__name__}: {error}"
+
+
+def _call(fn, args):
+    """fn(*copies of args), with numpy warnings silenced; an exception is returned, not raised."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return fn(*copy.deepcopy(args))
+    except Exception as e:  # the learner's code may raise anything; it is reported, never re-raised
+        return _Raised(e)
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) and not np.isscalar(x) else (x,)
+
+
+def _describe(args):
+    """'inputs of shapes (7, 10), (7,)': enough to reproduce the failing case."""
+    shapes = [str(np.shape(a)) if isinstance(a, np.ndarray) else repr(a) for a in args]
+    return "inputs " + ", ".join(shapes)
+
+
+def _difference(out, want, names=None):
+    """Say how an output differs from the expected one: count, shape, transposition, NaN, or size."""
+    outs, wants = _as_tuple(out), _as_tuple(want)
+    if len(outs) != len(wants):
+        return f"returned {len(outs)} value(s), expected {len(wants)}"
+    for k, (o, w) in enumerate(zip(outs, wants)):
+        which = f"{names[k] if names else f'output {k}'}: " if len(wants) > 1 else ""
+        try:
+            o = np.asarray(o, np.float64)
+        except (TypeError, ValueError):
+            return f"{which}returned {type(o).__name__}, expected an array of shape {np.shape(w)}"
+        w = np.asarray(w, np.float64)
+        if o.shape != w.shape:
+            hint = ": is it transposed?" if o.shape == w.shape[::-1] else ""
+            return f"{which}shape {o.shape}, expected {w.shape}{hint}"
+        if not np.all(np.isfinite(o)) and np.all(np.isfinite(w)):
+            return f"{which}contains NaN or inf where the answer is finite"
+        if not np.allclose(o, w, rtol=1e-5, atol=1e-7):
+            err = np.abs(o - w).max()
+            return f"{which}largest difference {err:.3g} from the answer (whose largest entry is {np.abs(w).max():.3g})"
+    return "differs from the answer"

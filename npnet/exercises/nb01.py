@@ -1,0 +1,142 @@
+"""Notebook 01's exercises: a stable softmax, the mean cross-entropy, and its gradient with respect to W and b."""
+
+import numpy as np
+
+from .. import losses
+from ..gradcheck import numerical_grad
+from . import Exercise
+
+
+def _batches(rng, scale=3.0):
+    """Logits and labels for batches of 1, 7 and 128 with 10 classes, float64."""
+    return [(rng.standard_normal((n, 10)) * scale, rng.integers(0, 10, n)) for n in (1, 7, 128)]
+
+
+# -- softmax ------------------------------------------------------------------------------------------------
+def softmax_solution(logits):
+    """(N, C) logits -> (N, C) probs, each row summing to 1."""
+    z = logits - logits.max(axis=1, keepdims=True)   # the largest entry of each row becomes 0: exp cannot overflow
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_cases(rng):
+    cases = [(logits,) for logits, _ in _batches(rng)]
+    big = rng.standard_normal((4, 10)) * 3
+    big[:, 0] = 1000.0                                  # a logit of +1000: exp overflows unless shifted
+    big[:, 1] = -1000.0
+    return cases + [(big,)]
+
+
+softmax = Exercise(
+    "softmax", losses.softmax, softmax_solution, _softmax_cases,
+    "matches npnet.softmax on batches of 1, 7 and 128, and stays finite for logits of ±1000",
+    mistakes=[
+        ("softmax gives NaN for a logit of 1000: exp(1000) overflows. Subtract each row's max first; "
+         "softmax(z - c) = softmax(z).", lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)),
+        ("the rows do not sum to 1: normalise each row (sum over axis=1 with keepdims=True), not the whole batch.",
+         lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()),
+        ("the columns sum to 1 instead of the rows: each row is one image, so sum over axis=1.",
+         lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)),
+    ],
+    hint_text="exp of a large logit overflows to inf, and inf/inf is NaN. Softmax does not change if you subtract "
+              "the same number from every logit of a row, so subtract the row's max (keepdims=True keeps the "
+              "shape (N, 1) so that it broadcasts).",
+)
+
+
+# -- the mean cross-entropy ---------------------------------------------------------------------------------
+def cross_entropy_solution(logits, y):
+    """(N, C) logits, (N,) int labels -> the mean of -log p_{n, y_n}, a float."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))   # log-softmax, by log-sum-exp
+    return -log_probs[np.arange(len(y)), y].mean()
+
+
+def _ce_reference(logits, y):
+    return losses.SoftmaxCrossEntropy().forward(logits, y)
+
+
+def _ce_cases(rng):
+    cases = _batches(rng)
+    big = rng.standard_normal((5, 10)) * 3
+    big[:, 3] = 1000.0
+    return cases + [(big, np.array([3, 0, 3, 9, 1]))]   # right with certainty (loss 0) or wrong (about 1000)
+
+
+cross_entropy = Exercise(
+    "cross_entropy", _ce_reference, cross_entropy_solution, _ce_cases,
+    "matches npnet's SoftmaxCrossEntropy on batches of 1, 7 and 128, and is finite for logits of ±1000",
+    mistakes=[
+        ("the loss is N times too large: take the mean over the batch, not the sum.",
+         lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).sum()),
+        ("you averaged -log p over all N×10 entries: the loss uses only the probability of each image's own "
+         "label, p[n, y[n]].", lambda z, y: -np.log(losses.softmax(z)).mean()),
+        ("the loss is inf or NaN for a logit of 1000: log(softmax) underflows to log(0). Compute log-softmax "
+         "directly, z - max - log(sum(exp(z - max))).",
+         lambda z, y: -np.log(np.exp(z)[np.arange(len(y)), y] / np.exp(z).sum(axis=1)).mean()),
+        ("the sign is flipped: the loss is minus the mean log-probability, so it is positive.",
+         lambda z, y: losses.log_softmax(z)[np.arange(len(y)), y].mean()),
+    ],
+    hint_text="Compute log-probabilities first: log_softmax(z) = z - max - log(sum(exp(z - max))) per row. Then "
+              "pick each row's entry at its label with fancy indexing, log_probs[np.arange(N), y], and average.",
+)
+
+
+# -- the gradient with respect to W and b -------------------------------------------------------------------
+def softmax_grads_solution(X, W, b, y):
+    """(N, D) inputs, (D, C) weights, (C,) bias, (N,) labels -> dL/dW (D, C), dL/db (C,), L the mean CE."""
+    logits = X @ W + b                                # (N, C)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = e / e.sum(axis=1, keepdims=True)          # (N, C) softmax
+    delta = probs.copy()
+    delta[np.arange(len(y)), y] -= 1                  # P - Y: dL_n/dz_n for each image
+    delta /= len(y)                                   # the 1/N of the mean, once
+    return X.T @ delta, delta.sum(axis=0)             # (D, N) @ (N, C) = (D, C); sum over the batch
+
+
+def _grads_reference(X, W, b, y):
+    loss_fn = losses.SoftmaxCrossEntropy()
+    loss_fn.forward(X @ W + b, y)
+    delta = loss_fn.backward()                        # (P - Y) / N
+    return X.T @ delta, delta.sum(axis=0)
+
+
+def _grads_numerical(X, W, b, y):
+    def loss():
+        return losses.SoftmaxCrossEntropy().forward(X @ W + b, y)
+    return numerical_grad(loss, W), numerical_grad(loss, b)
+
+
+def _grads_cases(rng):
+    return [(rng.standard_normal((n, d)), rng.standard_normal((d, 10)), rng.standard_normal(10), rng.integers(0, 10, n))
+            for n, d in ((1, 5), (7, 12), (32, 20))]
+
+
+def _delta(X, W, b, y):
+    delta = losses.softmax(X @ W + b)
+    delta[np.arange(len(y)), y] -= 1
+    return delta
+
+
+softmax_grads = Exercise(
+    "softmax_grads", _grads_reference, softmax_grads_solution, _grads_cases,
+    "dW and db match npnet and central differences (float64) on batches of 1, 7 and 32",
+    numerical=_grads_numerical, returns=("dW", "db"),
+    mistakes=[
+        ("dW and db are N times too large: the loss is a mean, so divide P - Y by the batch size N once.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y), _delta(X, W, b, y).sum(axis=0))),
+        ("dW and db are N times too small: the 1/N is counted twice (once in delta, once more after).",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y) ** 2, _delta(X, W, b, y).sum(axis=0) / len(y) ** 2)),
+        ("db is the mean of P - Y over the batch divided by N again, or not summed: db = sum over n of delta[n], "
+         "a (C,) vector, where delta already holds the 1/N.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), _delta(X, W, b, y).mean(axis=0) / len(y))),
+        ("you used P where the answer needs P - Y: subtract 1 at each image's label (the one-hot Y).",
+         lambda X, W, b, y: (X.T @ losses.softmax(X @ W + b) / len(y), losses.softmax(X @ W + b).sum(axis=0) / len(y))),
+        ("the sign is flipped: the gradient is (P - Y), not (Y - P). Gradient descent then subtracts it.",
+         lambda X, W, b, y: (-X.T @ _delta(X, W, b, y) / len(y), -_delta(X, W, b, y).sum(axis=0) / len(y))),
+    ],
+    hint_text="delta = (P - Y) / N, with P = softmax(X @ W + b) and Y one-hot (subtract 1 at each row's label). "
+              "Shapes decide the rest: dW must be (D, C) = (D, N) @ (N, C), so X.T goes on the left; db sums delta "
+              "over the batch.",
+)

@@ -1,0 +1,146 @@
+"""Every exercise: its solution passes, the untouched stub is 'not done yet', and each catalogued mistake is named.
+
+The last test runs every notebook with each 'Your turn' stub replaced by its solution, and requires ✓ from
+every check cell: it proves the notebooks' wiring, not only the checker.
+"""
+
+import importlib
+import json
+import pkgutil
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npnet.exercises as exercises_pkg
+from npnet.exercises import Exercise
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _modules():
+    return {m.name: importlib.import_module(f"npnet.exercises.{m.name}")
+            for m in pkgutil.iter_modules(exercises_pkg.__path__) if re.fullmatch(r"nb\d\d", m.name)}
+
+
+def _exercises():
+    return [(f"{mod_name}.{name}", ex) for mod_name, mod in sorted(_modules().items())
+            for name, ex in vars(mod).items() if isinstance(ex, Exercise)]
+
+
+EXERCISES = _exercises()
+IDS = [name for name, _ in EXERCISES]
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_there_are_enough_exercises_spread_over_the_notebooks():
+    per_notebook = {name.split(".")[0] for name in IDS}
+    assert len(EXERCISES) >= 15, IDS
+    assert per_notebook == {f"nb{i:02d}" for i in range(1, 7)}, per_notebook
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_attribute_name_is_the_learners_function_name(name, ex):
+    assert name.split(".")[1] == ex.name
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_solution_passes(name, ex, capsys):
+    assert ex.check(ex.solution_fn) is True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_solution_source_defines_the_learners_function(name, ex):
+    namespace = {}
+    exec("import numpy as np\n" + ex.solution_source(), namespace)
+    assert ex.diagnose(namespace[ex.name])[0] == "pass"
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_stub_is_not_done_yet_and_does_not_raise(name, ex, capsys):
+    assert ex.check(_stub) is False
+    assert capsys.readouterr().out.startswith("· not done yet")
+    assert ex.diagnose(lambda *args: None)[0] == "not done"
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_every_mistake_gets_its_own_message(name, ex):
+    assert len(ex.mistakes) >= 2, f"{name} recognises fewer than two mistakes"
+    for message, wrong in ex.mistakes:
+        assert ex.diagnose(wrong) == ("mistake", f"✗ {message}"), (name, message)
+    messages = [m for m, _ in ex.mistakes]
+    assert len(set(messages)) == len(messages)
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_a_crash_or_garbage_is_reported_not_raised(name, ex):
+    def crashes(*args):
+        return 1 / 0
+
+    verdict, message = ex.diagnose(crashes)
+    assert verdict == "wrong" and "ZeroDivisionError" in message
+    verdict, _ = ex.diagnose(lambda *args: "not an array")
+    assert verdict == "wrong"
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_hint_and_solution_print(name, ex, capsys):
+    ex.hint()
+    ex.solution()
+    out = capsys.readouterr().out
+    assert len(out) > 40 and f"def {ex.name}(" in out
+
+
+def test_a_slightly_wrong_answer_fails_with_the_size_of_the_difference():
+    from npnet.exercises import nb01
+
+    verdict, message = nb01.softmax.diagnose(lambda z: nb01.softmax_solution(z) * 1.01)
+    assert verdict == "wrong" and "largest difference" in message
+
+
+# -- the notebooks, with every stub replaced by its solution --------------------------------------------------
+STUB = re.compile(r"^# Your turn\b.*?^def (\w+)\(", re.S | re.M)
+
+
+def _stub_cells(nb):
+    """(index, function name) of each 'Your turn' stub cell: it starts with '# Your turn' and raises NotImplementedError."""
+    found = []
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"])
+        m = STUB.match(source)
+        if cell["cell_type"] == "code" and m and "NotImplementedError" in source:
+            found.append((i, m.group(1)))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_has_stubs_for_its_exercises(path):
+    module = _modules()[f"nb{path.name[:2]}"]
+    names = {n for _, n in _stub_cells(json.loads(path.read_text()))}
+    wanted = {ex.name for ex in vars(module).values() if isinstance(ex, Exercise)}
+    assert names == wanted, (sorted(names), sorted(wanted))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_with_solutions_reports_a_tick_from_every_check(path, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    module = _modules()[f"nb{path.name[:2]}"]
+    for i, name in _stub_cells(nb):
+        nb.cells[i].source = getattr(module, name).solution_source()
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    checks = [c for c in nb.cells if c.cell_type == "code" and re.search(r"\bex\.\w+\.check\(", c.source)]
+    assert len(checks) == len(_stub_cells(json.loads(path.read_text())))
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        assert text.startswith("✓") and "✗" not in text and "not done" not in text, (cell.source, text)
