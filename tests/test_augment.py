@@ -98,3 +98,42 @@ def test_bad_input_is_a_clear_error():
         affine(digits(2), 0, 0, 0.0, fill=FILL)
     with pytest.raises(TypeError, match="fill"):      # no silent guess at the background
         random_affine(digits(2), np.random.default_rng(0))
+
+
+# -- elastic distortions (Simard, Steinkraus & Platt 2003) -----------------------------------------------------
+from npnet.augment import displace, gaussian_blur, random_elastic  # noqa: E402
+
+
+def test_a_zero_displacement_field_is_the_identity():
+    X = digits()
+    zero = np.zeros((len(X), 28, 28))
+    assert np.array_equal(displace(X, zero, zero, fill=FILL), X)
+
+
+def test_a_constant_field_shifts_by_that_many_pixels():
+    X = digits()
+    dx, dy = np.full((len(X), 28, 28), 2.0), np.full((len(X), 28, 28), -1.0)   # 2 px right, 1 px up
+    moved = centre_of_mass(displace(X, dx, dy, fill=FILL)) - centre_of_mass(X)
+    assert np.allclose(moved, [-1.0, 2.0], atol=1e-4), moved                   # (row, col)
+
+
+def test_elastic_is_seeded_keeps_shape_dtype_background_and_roughly_the_ink():
+    X = digits(32)
+    a = random_elastic(X, np.random.default_rng(5), fill=FILL)
+    assert a.shape == X.shape and a.dtype == X.dtype
+    assert np.array_equal(a, random_elastic(X, np.random.default_rng(5), fill=FILL))
+    assert not np.array_equal(a, random_elastic(X, np.random.default_rng(6), fill=FILL))
+    assert not np.allclose(a, X, atol=0.1)                                     # it does move the ink
+    corner = a.reshape(-1, 28, 28)[:, :3, :3]                                  # the blobs never come near here
+    assert np.all(corner == FILL)
+    ratio = (a - FILL).sum(axis=1) / (X - FILL).sum(axis=1)
+    assert abs(np.median(ratio) - 1) < 0.05 and ratio.min() > 0.5 and ratio.max() < 2, ratio  # locally it stretches or squeezes
+
+
+def test_gaussian_blur_keeps_the_sum_of_an_interior_point_and_its_width():
+    field = np.zeros((1, 41, 41))
+    field[0, 20, 20] = 1.0
+    out = gaussian_blur(field, 2.0)
+    assert abs(out.sum() - 1) < 1e-12 and out.shape == field.shape
+    var = (out[0].sum(axis=0) * (np.arange(41) - 20) ** 2).sum()              # variance along x
+    assert abs(var - 4.0) < 0.05, var                                           # sigma^2, up to truncation at 3 sigma

@@ -58,16 +58,29 @@ def test_quick_run_trains_npnet_and_times_inference(quick):
     assert raw["matmul"]["peak_gflops"] > 0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, module", [("pytorch", "torch"), ("sklearn", "sklearn")])
-def test_quick_run_compares_with_installed_frameworks(quick, name, module):
+def _check_framework_column(quick, name, module):
     text, raw = quick
     if importlib.util.find_spec(module) is None:
         assert name in raw["skipped"] and f"skipped {name}" in text  # the report says what it left out
-        pytest.skip(f"{module} is not installed, so the benchmark skipped {name} (`make bench` installs it)")
+        return False
     r = raw["results"][name]
     assert len(r["epochs"]) == 1 and r["epochs"][0]["train_time"] > 0
     assert r["test_acc"] > 0.6, r["test_acc"]
+    return True
+
+
+@pytest.mark.slow
+def test_quick_run_compares_with_scikit_learn(quick):
+    assert _check_framework_column(quick, "sklearn", "sklearn"), "scikit-learn is a test dependency"
+
+
+@pytest.mark.slow
+def test_quick_run_compares_with_pytorch_only_after_make_bench(quick):
+    """torch is installed by `make bench` alone (benchmarks/get_torch.py), never by `make test`: so under
+    `make test` and CI this column is absent, and the test checks that the report says it skipped it."""
+    if not _check_framework_column(quick, "pytorch", "torch"):
+        pytest.skip("torch is not installed (only `make bench` installs it): checked that the report skipped "
+                    "PyTorch and says so; run `make bench` first to check the PyTorch column")
 
 
 def test_summary_counts_training_time_to_the_dev_target():
