@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from .losses import SoftmaxCrossEntropy
 from .metrics import accuracy
-from .model import backward, forward, predict
+from .model import backward, forward, predict, set_training
 
 
 def batches(X, y, batch_size, rng):
@@ -38,6 +38,7 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
         if lr_schedule is not None:
             optimizer.lr = lr_schedule(epoch)
         losses, start = [], time.perf_counter()
+        set_training(model, True)  # dropout on for the steps, whatever mode the model was left in
         for X_batch, y_batch in batches(X, y, batch_size, rng):
             if augment is not None:
                 X_batch = augment(X_batch, rng)

@@ -1,6 +1,10 @@
-"""Model files (round trip and every way a file can be bad), the training loop and determinism."""
+"""Model files: the round trip, every way a file can be bad (damaged, edited, old, crafted, oversized), and eval mode."""
 
+import hashlib
+import io
 import json
+import time
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -8,8 +12,8 @@ import pytest
 
 from npnet import model as M
 from npnet import recipes
-from npnet.optim import Adam
-from npnet.train import batches, fit
+from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
+from npnet.layers import Dense, ReLU
 
 STATS = (np.float32(0.13), np.float32(0.31))
 
@@ -18,21 +22,48 @@ def small_model(seed=0):
     return M.mlp((784, 32, 10), np.random.default_rng(seed))
 
 
-def test_round_trip(tmp_path):
+def test_round_trip_restores_every_weight_and_bias(tmp_path):
     model = small_model()
+    rng = np.random.default_rng(1)
+    for layer in model:
+        for p in layer.params.values():
+            p[...] = rng.standard_normal(p.shape)  # non-zero biases too, so a load that skips any array fails
     path = M.save(tmp_path / "m.npz", model, STATS, recipe="test")
     loaded, stats, header = M.load(path)
-    assert header["recipe"] == "test" and stats == STATS
-    x = np.random.default_rng(1).standard_normal((5, 784)).astype(np.float32)
-    assert np.array_equal(M.forward(model, x), M.forward(loaded, x))
+    assert header["recipe"] == "test" and header["format"] == "npnet-model-2" and stats == STATS
     assert [layer.spec() for layer in loaded] == [layer.spec() for layer in model]
+    for a, b in zip(model, loaded):
+        assert a.params.keys() == b.params.keys()
+        assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    x = rng.standard_normal((5, 784)).astype(np.float32)
+    assert np.array_equal(M.forward(model, x), M.forward(loaded, x))
 
 
 def _rewrite(src, dst, change):
-    """Copy an .npz, letting change(name, bytes) alter each member."""
+    """Copy an .npz, letting change(name, bytes) alter each member (None drops it)."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for name in zin.namelist():
-            zout.writestr(name, change(name, zin.read(name)))
+            raw = change(name, zin.read(name))
+            if raw is not None:
+                zout.writestr(name, raw)
+    return dst
+
+
+def _npy(array):
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _edit_header(src, dst, edit):
+    """Copy an .npz, applying edit(header) to its JSON header and leaving the checksum as it was."""
+    def change(name, raw):
+        if name != "header.npy":
+            return raw
+        header = json.loads(str(np.load(io.BytesIO(raw))))
+        edit(header)
+        return _npy(np.array(json.dumps(header)))
+    return _rewrite(src, dst, change)
 
 
 def test_tampered_weights_are_rejected(tmp_path):
@@ -41,9 +72,31 @@ def test_tampered_weights_are_rejected(tmp_path):
     def flip(name, raw):
         return raw[:-1] + bytes([raw[-1] ^ 1]) if name == "layer0.W.npy" else raw
 
-    _rewrite(path, tmp_path / "bad.npz", flip)
     with pytest.raises(M.ModelError, match="checksum mismatch"):
-        M.load(tmp_path / "bad.npz")
+        M.load(_rewrite(path, tmp_path / "bad.npz", flip))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h["layers"].__setitem__(1, {"type": "Flatten"}),  # ReLU -> Flatten: same shapes, other answers
+    lambda h: h.__setitem__("test_acc", 0.999),                 # the meta is covered too
+])
+def test_an_edited_header_breaks_the_checksum(tmp_path, edit):
+    path = M.save(tmp_path / "m.npz", small_model(), STATS, test_acc=0.9)
+    with pytest.raises(M.ModelError, match="checksum mismatch"):
+        M.load(_edit_header(path, tmp_path / "edited.npz", edit))
+
+
+def test_an_old_format_file_asks_to_be_retrained(tmp_path):
+    arrays = {f"layer{i}.{k}": v for i, layer in enumerate(small_model()) for k, v in layer.params.items()}
+    arrays["norm_stats"] = np.asarray(STATS, np.float32)
+    h = hashlib.sha256()  # format 1's checksum: the arrays only
+    for key in sorted(arrays):
+        h.update(f"{key}:{arrays[key].dtype.str}:{arrays[key].shape}".encode())
+        h.update(arrays[key].tobytes())
+    header = {"format": "npnet-model-1", "layers": [layer.spec() for layer in small_model()], "sha256": h.hexdigest()}
+    np.savez(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(M.ModelError, match=r"old\.npz: an old model file .*retrain it with `python -m npnet train`"):
+        M.load(tmp_path / "old.npz")
 
 
 def test_truncated_and_non_model_files_are_rejected(tmp_path):
@@ -68,8 +121,14 @@ def test_pickled_arrays_are_never_loaded(tmp_path):
     with zipfile.ZipFile(path, "a") as z:
         with z.open("evil.npy", "w") as f:
             np.lib.format.write_array(f, evil, allow_pickle=True)
-    with pytest.raises(M.ModelError, match="not a readable model file.*pickle"):
+    with pytest.raises(M.ModelError, match=r"unexpected \['evil.npy'\]"):
         M.load(path)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, evil, allow_pickle=True)
+    swap = _rewrite(path, tmp_path / "swap.npz", lambda name, raw: (
+        None if name == "evil.npy" else buf.getvalue() if name == "layer0.b.npy" else raw))
+    with pytest.raises(M.ModelError, match=r"layer0.b is \(1,\) object, the layers declare \(32,\) float32"):
+        M.load(swap)
 
 
 def test_other_architecture_is_a_clear_error(tmp_path):
@@ -78,19 +137,138 @@ def test_other_architecture_is_a_clear_error(tmp_path):
     with pytest.raises(M.ModelError, match="architecture mismatch"):
         M.load(path, expect=want)
 
-    def grow(name, raw):  # a header that claims another shape than the weights have
-        if name != "header.npy":
-            return raw
-        arr = np.load(__import__("io").BytesIO(raw))
-        header = json.loads(str(arr))
-        header["layers"][0]["fan_out"] = 33
-        buf = __import__("io").BytesIO()
-        np.save(buf, np.array(json.dumps(header)))
-        return buf.getvalue()
+    def grow(header):  # a header that claims other shapes than the weights have
+        header["layers"][0]["fan_out"] = header["layers"][2]["fan_in"] = 33
 
-    _rewrite(path, tmp_path / "lie.npz", grow)
-    with pytest.raises(M.ModelError, match="layer0.W is \\(784, 32\\).*wants \\(784, 33\\)"):
-        M.load(tmp_path / "lie.npz")
+    with pytest.raises(M.ModelError, match=r"layer0.W is \(784, 32\) float32, the layers declare \(784, 33\)"):
+        M.load(_edit_header(path, tmp_path / "lie.npz", grow))
+
+
+def _dropout_model():
+    return recipes.mlp_with_dropout((784, 32, 10), 0.5, np.random.default_rng(0))  # Dense ReLU Dropout Dense
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda h: h["layers"][2].__setitem__("p", 2), r"layers\[2\]\.p must be a number in \[0, 1\), got 2"),
+    (lambda h: h["layers"][2].__setitem__("p", "0.5"), r"layers\[2\]\.p must be a number"),
+    (lambda h: h["layers"][0].__setitem__("fan_in", -1), r"layers\[0\]\.fan_in must be an integer from 1 to"),
+    (lambda h: h["layers"][0].__setitem__("fan_in", "x"), r"layers\[0\]\.fan_in must be an integer .*got 'x'"),
+    (lambda h: h["layers"][0].pop("fan_out"), r"layers\[0\]\.fan_out must be an integer .*got 'nothing'"),
+    (lambda h: h["layers"][1].__setitem__("alpha", 0.1), r"layers\[1\] has an unknown field 'alpha'; a ReLU has none"),
+    (lambda h: h["layers"][2].__setitem__("rng", 1), r"layers\[2\] has an unknown field 'rng'; a Dropout has p"),
+    (lambda h: h["layers"].__setitem__(1, {"type": "Layer"}), r"layers\[1\] must be a layer spec with a type in Dense"),
+    (lambda h: h["layers"].__setitem__(1, 5), r"layers\[1\] must be a layer spec .*got 5"),
+    (lambda h: h.__setitem__("layers", None), r"header field layers must be a list of 1 to 64 layer specs, got None"),
+    (lambda h: h.__setitem__("layers", 5), r"header field layers must be a list .*got 5"),
+    (lambda h: h.__setitem__("layers", []), r"header field layers must be a list .*got \[\]"),
+])
+def test_a_crafted_header_is_refused_naming_the_field(tmp_path, edit, field):
+    path = M.save(tmp_path / "m.npz", _dropout_model(), STATS)
+    with pytest.raises(M.ModelError, match=r"crafted\.npz: header field " + field.removeprefix(r"header field ")):
+        M.load(_edit_header(path, tmp_path / "crafted.npz", edit))
+
+
+def test_norm_stats_that_are_not_two_floats_are_refused(tmp_path):
+    path = M.save(tmp_path / "m.npz", small_model(), STATS)
+    bad = _rewrite(path, tmp_path / "s.npz", lambda name, raw: _npy(np.array("0.13")) if name == "norm_stats.npy" else raw)
+    with pytest.raises(M.ModelError, match=r"s\.npz: norm_stats is \(\) <U4, the layers declare \(2,\) float32"):
+        M.load(bad)
+
+
+@pytest.mark.parametrize("key, value, stats, match", [
+    ("W", np.nan, STATS, r"layer0\.W holds NaN or infinite values"),
+    ("b", np.inf, STATS, r"layer0\.b holds NaN or infinite values"),
+    (None, None, (np.float32(np.nan), np.float32(0.31)), r"norm_stats holds NaN or infinite values"),
+    (None, None, (np.float32(0.13), np.float32(np.inf)), r"norm_stats holds NaN or infinite values"),
+    (None, None, (np.float32(0.13), np.float32(0.0)), r"norm_stats std is 0; it must be > 0"),
+    (None, None, (np.float32(0.13), np.float32(-0.31)), r"norm_stats std is -0\.31; it must be > 0"),
+])
+def test_non_finite_parameters_and_a_bad_std_are_refused(tmp_path, key, value, stats, match):
+    model = small_model()
+    if key:
+        model[0].params[key].flat[3] = value
+    path = M.save(tmp_path / "m.npz", model, stats)  # a correct checksum: the values themselves are the fault
+    with pytest.raises(M.ModelError, match=r"m\.npz: " + match):
+        M.load(path)
+
+
+def _small_cnn(head=10, shape=(1, 28, 28), fan_in=288):
+    rng = np.random.default_rng(0)
+    return [Reshape(shape), Conv2D(1, 2, 5, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(fan_in, head, rng)]
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: M.mlp((784, 32, 1000)), r"map \(N, 784\) images to \(N, 1000\), not to 10 class logits"),
+    (lambda: M.mlp((784, 32, 3)), r"map \(N, 784\) images to \(N, 3\), not to 10"),
+    (lambda: M.mlp((100, 32, 10)), r"layers\[0\] \(Dense\) takes inputs of shape \(100,\) but gets \(784,\)"),
+    (lambda: _small_cnn(head=3), r"map \(N, 784\) images to \(N, 3\), not to 10"),
+    (lambda: _small_cnn(fan_in=300), r"layers\[5\] \(Dense\) takes inputs of shape \(300,\) but gets \(288,\)"),
+    (lambda: _small_cnn(shape=(1, 32, 32), fan_in=392), r"layers\[0\] \(Reshape\) cannot reshape \(784,\) to \(1, 32, 32\)"),
+    (lambda: _small_cnn()[:1] + _small_cnn()[3:], r"layers\[3\] \(Dense\) takes inputs of shape \(288,\) but gets \(196,\)"),
+])
+def test_a_model_that_is_not_784_to_10_is_refused(tmp_path, make, match):
+    path = M.save(tmp_path / "m.npz", make(), STATS)
+    with pytest.raises(M.ModelError, match=r"m\.npz: .*" + match):
+        M.load(path)
+
+
+def test_a_small_cnn_and_the_course_cnn_pass_the_shape_check(tmp_path):
+    for model in [_small_cnn(), recipes.cnn()]:
+        loaded, _, _ = M.load(M.save(tmp_path / "cnn.npz", model, STATS))
+        assert M.predict_proba(loaded, np.zeros((2, 784), np.float32)).shape == (2, 10)
+
+
+def _refused_fast_and_small(path, match):
+    """Load must refuse path within 2 s, allocating under 20 MB on the way."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(M.ModelError, match=match):
+            M.load(path)
+        seconds, (_, peak) = time.perf_counter() - start, tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < 2 and peak < 20e6, (seconds, peak)
+
+
+def test_a_header_declaring_a_huge_layer_is_refused_before_allocating(tmp_path):
+    path = M.save(tmp_path / "m.npz", small_model(), STATS)
+
+    def huge(header):  # Dense(12000, 12000) in a 784 -> 10 chain: 153,552,010 parameters, 614 MB as float32
+        header["layers"] = [{"type": "Dense", "fan_in": 784, "fan_out": 12000}, {"type": "ReLU"},
+                            {"type": "Dense", "fan_in": 12000, "fan_out": 12000}, {"type": "ReLU"},
+                            {"type": "Dense", "fan_in": 12000, "fan_out": 10}]
+
+    crafted = _edit_header(path, tmp_path / "huge.npz", huge)
+    assert crafted.stat().st_size < 300_000
+    _refused_fast_and_small(crafted, r"huge\.npz: the layers declare 153,552,010 parameters, more than the 10,000,000")
+
+
+def _bomb(name, descr, shape):
+    """A deflated .npy member whose header declares shape: 4 MB of zeros follow, a few kB on disk."""
+    def change(member, raw):
+        if member != name:
+            return raw
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+        return buf.getvalue() + bytes(4_000_000)
+    return change
+
+
+@pytest.mark.parametrize("name, descr, shape, match", [
+    ("layer0.W.npy", "<f4", (2 ** 28,), r"layer0\.W is \(268435456,\) float32, the layers declare \(784, 32\)"),
+    ("norm_stats.npy", "<f4", (2 ** 28,), r"norm_stats is \(268435456,\) float32, the layers declare \(2,\)"),
+    ("header.npy", "<U268435456", (), r"no npnet header: header\.npy is \(\) <U268435456, not one string of at most 65,536"),
+])
+def test_a_zip_bomb_is_refused_from_the_npy_headers_before_reading(tmp_path, name, descr, shape, match):
+    path = M.save(tmp_path / "m.npz", small_model(), STATS)
+    bomb = tmp_path / "bomb.npz"
+    change = _bomb(name, descr, shape)
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zout:
+        for member in zin.namelist():
+            zout.writestr(member, change(member, zin.read(member)))
+    assert bomb.stat().st_size < 200_000
+    _refused_fast_and_small(bomb, r"bomb\.npz: " + match)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -106,38 +284,19 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
-def test_batches_reshuffle_the_examples_themselves():
-    X, y = np.arange(20, dtype=np.float32)[:, None], np.arange(20)
-    rng = np.random.default_rng(0)
-    first = [set(yb) for _, yb in batches(X, y, 5, rng)]
-    second = [set(yb) for _, yb in batches(X, y, 5, rng)]
-    assert sorted(len(b) for b in first) == [5, 5, 5, 5]
-    assert set().union(*first) == set(range(20))
-    assert first != second and not any(b in first for b in second)  # new groupings, not a new order
-    Xb, yb = next(batches(X, y, 7, np.random.default_rng(3)))
-    assert np.array_equal(Xb[:, 0], yb)  # rows stay with their labels
-
-
-def _fit(seed, X, y):
-    rng = np.random.default_rng(seed)
-    model = M.mlp((784, 32, 10), rng)
-    history = fit(model, Adam(model, lr=3e-3, weight_decay=5e-4), X, y, X[:100], y[:100],
-                  num_epochs=2, batch_size=64, rng=rng, progress=False)
-    return model, history
-
-
-def test_same_seed_same_weights_and_training_learns():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((512, 784)).astype(np.float32)
-    y = (X[:, :10].argmax(1)).astype(np.int64)  # a learnable rule
-    a, history = _fit(7, X, y)
-    b, _ = _fit(7, X, y)
-    c, _ = _fit(8, X, y)
-    assert all(np.array_equal(la.params[k], lb.params[k]) for la, lb in zip(a, b) for k in la.params)
-    assert not np.array_equal(a[0].params["W"], c[0].params["W"])
-    assert len(history["step_loss"]) == 2 * 8 and len(history["dev_acc"]) == 2
-    assert history["epoch_loss"][1] < history["epoch_loss"][0]
-    assert history["train_acc"][-1] > 0.5  # chance is 0.1
+def test_predict_proba_leaves_each_layer_in_the_mode_it_found_it():
+    model = _dropout_model()
+    X = np.random.default_rng(0).standard_normal((4, 784)).astype(np.float32)
+    first = M.predict_proba(model, X)
+    assert [layer.training for layer in model] == [True] * 4  # back in training mode: dropout on for fit
+    assert np.array_equal(M.predict_proba(model, X), first)   # and evaluated with dropout off
+    M.set_training(model, False)
+    M.predict_proba(model, X)
+    assert [layer.training for layer in model] == [False] * 4
+    M.set_training(model, True)
+    with pytest.raises(ValueError):
+        M.predict_proba(model, X[:, :100])                      # fails inside forward
+    assert [layer.training for layer in model] == [True] * 4
 
 
 @pytest.mark.parametrize("make", [
