@@ -1,7 +1,9 @@
 """The command line: `python -m npnet data | train | evaluate | predict`."""
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,25 +41,82 @@ def cmd_evaluate(args):
     return 0
 
 
+WORK_SIDE = 512    # larger images are shrunk as they are read: a digit needs far fewer pixels than this
+
+
 def read_image(path):
-    """Read an image file as a float32 array in [0, 1]: (H, W) grey or (H, W, 4) RGBA."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image file's first frame: -> float32 in [0, 1], (H, W) grey or (H, W, 4) RGBA.
+
+    Reads what Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...) in any mode: 8-bit and palette images as
+    grey, or as RGBA when they have transparency; 16-bit grey divided by 65535; 32-bit integer and float
+    images by preprocess.unit_range's rule. The EXIF orientation is applied. Images over WORK_SIDE pixels a
+    side are shrunk by a whole factor, averaging blocks of pixels, while decoding (JPEG) or straight after
+    (the rest), so that memory stays within about twice the decoded image. Images over Pillow's limit against
+    decompression bombs (Image.MAX_IMAGE_PIXELS, 89,478,485 pixels) are refused.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                shrink = -(-max(img.size) // WORK_SIDE)
+                if shrink > 1:                        # JPEG: decode at 1/2, 1/4 or 1/8 of the size; others: no-op
+                    img.draft(None, (max(img.width // shrink, 1), max(img.height // shrink, 1)))
+                ImageOps.exif_transpose(img, in_place=True)
+                return _pixels(img)
+    except UnidentifiedImageError:
+        raise ValueError("not an image file") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValueError(f"image too large: over {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's limit against "
+                         "decompression bombs); shrink it first") from None
+    except OSError as e:
+        raise ValueError(f"cannot read image: {e}") from None
+
+
+def _pixels(img):
+    """A loaded Pillow image -> float32 in [0, 1], (H, W) or (H, W, 4), shrunk to at most WORK_SIDE a side."""
+    from .preprocess import unit_range
+
+    if img.mode.startswith("I;16"):
+        img, full = img.convert("I"), 65535           # 16-bit grey: Pillow cannot shrink it as it is
+    elif img.mode in ("I", "F"):
+        full = None                                   # 32-bit integers or floats: scaled by their values
+    else:
+        full = 255
+        mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
+        if img.mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+            img = img.convert(mode)                   # palette, 1-bit and rarer modes: convert before shrinking
+    shrink = -(-max(img.size) // WORK_SIDE)
+    if shrink > 1:
+        img = img.reduce(shrink)                      # the mean of each shrink x shrink block
+    if full == 255:
+        img = img.convert(mode)
+    a = np.asarray(img, np.float32)
+    return unit_range(a) if full is None else a / full
+
+
+def _frames(path):
+    """How many frames an image file holds (GIF, TIFF, WebP and APNG can hold several): -> int."""
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
-            img.load()
-            img = img.convert("RGBA") if "A" in img.getbands() or img.mode == "P" else img.convert("L")
-            return np.asarray(img, np.float32) / 255.0
-    except UnidentifiedImageError:
-        raise ValueError("not an image file") from None
-    except OSError as e:
-        raise ValueError(f"cannot read image: {e}") from None
+            return getattr(img, "n_frames", 1)
+    except (OSError, ValueError):
+        return 1
+
+
+def _shown(name):
+    """A path as printed: as it is when plain, else quoted like a Python string, so that no name can forge a line."""
+    plain = name.isprintable() and not any(c.isspace() or c in "'\"\\" for c in name)
+    return name if plain else repr(name)
 
 
 def cmd_predict(args):
     from threadpoolctl import threadpool_limits
 
-    from .preprocess import mnist_style
+    from .preprocess import EmptyCanvas, mnist_style
 
     path = Path(args.model or recipes.model_path("mlp"))
     model, stats, _ = M.load(path)
@@ -69,10 +128,15 @@ def cmd_predict(args):
             with threadpool_limits(1, "blas"):  # one image at a time: one BLAS thread is fastest
                 x28 = mnist_style(read_image(name))
                 probs = M.predict_proba(model, D.normalize(x28[None], stats))[0]
-            print(f"{name} {probs.argmax()} {probs.max():.3f}")
         except (ValueError, OSError) as e:  # EmptyCanvas is a ValueError: "no digit: ..."
-            print(f"{name} error: {e}")
+            message = " ".join(str(e).split())          # one line, whatever the message holds
+            frames = _frames(name) if isinstance(e, EmptyCanvas) else 1
+            if frames > 1:
+                message += f" (only the first of its {frames} frames is read)"
+            print(f"{_shown(name)} error: {message}", file=sys.stderr)
             failures += 1
+            continue
+        print(f"{_shown(name)} {probs.argmax()} {probs.max():.3f}")
     return 1 if failures else 0
 
 
@@ -86,13 +150,18 @@ def main(argv=None):
     p = sub.add_parser("evaluate", help="test accuracy, per-digit accuracy and confusion matrix")
     p.add_argument("model", nargs="?", help="a .npz model (default: models/mlp.npz)")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("predict", help="classify image files: prints `path digit probability`")
+    p = sub.add_parser("predict", help="classify image files: prints `path digit probability`; errors go to stderr")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="a .npz model (default: models/mlp.npz)")
     p.set_defaults(func=cmd_predict)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()                            # a reader that has gone shows here, not at exit
+        return code
     except (D.DataError, M.ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                           # `predict ... | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush is quiet too
+        return 1

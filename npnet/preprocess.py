@@ -1,5 +1,6 @@
 """From a drawing to an MNIST digit: grey ink, crop, fit a 20x20 box, centre by centre of mass, and diagnose."""
 
+import numbers
 from functools import lru_cache
 
 import numpy as np
@@ -8,23 +9,61 @@ SIZE = 28
 INK = 0.2          # a pixel with at least this much ink counts towards the bounding box
 CENTRE = 14.5      # MNIST's mean centre of mass, in pixel-edge coordinates (pixel i spans [i, i+1))
 THICKNESS = 1.9    # about MNIST's median stroke width in 28x28 pixels (1.96 by stroke_width() below)
+MIN_SIDE = 8       # an image narrower than this, on either side, cannot hold a readable digit
 
 
 class EmptyCanvas(ValueError):
     """The image holds no digit: it is blank, or its ink is too small or faint to read."""
 
 
+def unit_range(a):
+    """Pixel values of any number dtype -> float32 on the [0, 1] scale: (...) -> (...).
+
+    The rule goes by dtype and by the largest value. Booleans are 0 and 1. Integers (any dtype) are 0-255
+    when their largest value is at most 255, else 0-65535. Floats are taken as [0, 1] when their largest value
+    is at most 2 (resampling can overshoot 1; the excess is clipped later), else as 0-255 or 0-65535 like
+    integers. Larger values, NaN, infinities and non-number dtypes (object, str, complex) are refused.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"expected an array of numbers, got dtype {a.dtype}: convert it with np.asarray(x, float)")
+    kind, a = a.dtype.kind, a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError("the image holds NaN or infinite values")
+    top = float(a.max()) if a.size else 0.0
+    if kind == "b" or (kind == "f" and top <= 2):
+        return a
+    for full in (255, 65535):
+        if top <= full:
+            a /= full
+            return a
+    raise ValueError(f"pixel values up to {top:g}: expected [0, 1], 0-255 or 0-65535")
+
+
 def to_grey(img):
-    """Any image -> ink (H, W) float32 in [0, 1], high where drawn: grey, RGB or RGBA, uint8 or float, either polarity."""
+    """Any image -> ink (H, W) float32 in [0, 1], high where drawn: grey, RGB or RGBA, any dtype, either polarity.
+
+    Values go on [0, 1] by unit_range's rule. The border's median is the paper; ink is what differs from it.
+    With RGBA and some pixels transparent, either the alpha or the colour carries the digit. If the fully
+    opaque pixels are all about one shade (their greys span less than 0.25), it is strokes on a transparent
+    canvas, and the ink is the alpha, whatever the strokes' colour. Otherwise the colour carries the digit
+    (an opaque picture with transparent parts, such as a margin): the transparent parts are filled with the
+    opaque pixels' median grey, its paper, and the image is read as grey.
+    """
     a = np.asarray(img)
     if a.ndim not in (2, 3) or a.size == 0 or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
-    a = a.astype(np.float32) / 255 if a.dtype == np.uint8 else a.astype(np.float32)
-    if not np.isfinite(a).all():
-        raise ValueError("the image holds NaN or infinite values")
-    if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].min() < 0.99:
-        return np.clip(a[..., 3], 0, 1)              # transparent background: the ink is what is opaque
+    if min(a.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"a {a.shape[0]}x{a.shape[1]} image is too small to hold a digit: "
+                         f"it needs at least {MIN_SIDE} pixels a side")
+    a = unit_range(a)
     grey = a if a.ndim == 2 else a[..., :3] @ np.float32([0.299, 0.587, 0.114])
+    if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].min() < 0.99:
+        alpha = np.clip(a[..., 3], 0, 1)
+        opaque = grey[alpha >= 0.99]
+        if opaque.size == 0 or np.ptp(opaque) < 0.25:
+            return alpha                             # strokes on a transparent canvas: the ink is what is opaque
+        grey = alpha * grey + (1 - alpha) * np.median(opaque)  # a picture with transparent parts: fill them with paper
     grey = np.clip(grey, 0, 1)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
@@ -101,8 +140,24 @@ def normalise_thickness(grey, box_side, target=THICKNESS, box=20):
     return _morph(grey, radius) if abs(radius) >= 0.5 else grey
 
 
+def _check_settings(box, keep_aspect, centre, thickness):
+    """Refuse settings of to_mnist that would give NaN, an empty frame or a silent default."""
+    if isinstance(box, (bool, np.bool_)) or not isinstance(box, numbers.Real) or not 1 <= box <= SIZE:
+        raise ValueError(f"box must be a number of pixels from 1 to {SIZE} (MNIST's is 20), not {box!r}")
+    for name, value in [("keep_aspect", keep_aspect), ("thickness", thickness)]:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, not {value!r}")
+    if not (isinstance(centre, str) and centre in ("mass", "box")):
+        raise ValueError(f"centre must be 'mass' or 'box', not {centre!r}")
+
+
 def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
-    """MNIST-style digit: crop, fit a box x box box, centre by "mass" or "box": (H, W[, C]) -> (28, 28) float32 in [0, 1]."""
+    """MNIST-style digit: crop, fit a box x box box, centre by "mass" or "box": (H, W[, C]) -> (28, 28) float32 in [0, 1].
+
+    img is any image to_grey reads (values by unit_range's rule), at least MIN_SIDE pixels a side.
+    box is from 1 to 28 pixels; keep_aspect and thickness are booleans.
+    """
+    _check_settings(box, keep_aspect, centre, thickness)
     grey = to_grey(img)
     top, bottom, left, right = _ink_box(grey)
     h, w = bottom - top, right - left
@@ -115,12 +170,7 @@ def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
         top, bottom, left, right = _ink_box(grey)
         h, w = bottom - top, right - left
     scale_y, scale_x = (box / max(h, w),) * 2 if keep_aspect else (box / h, box / w)
-    if centre == "mass":
-        cy, cx = centre_of_mass(grey)
-    elif centre == "box":
-        cy, cx = (top + bottom) / 2, (left + right) / 2
-    else:
-        raise ValueError(f"centre must be 'mass' or 'box', not {centre!r}")
+    cy, cx = centre_of_mass(grey) if centre == "mass" else ((top + bottom) / 2, (left + right) / 2)
     # where the ink's centre lands, kept so that the whole box stays inside the 28x28 frame
     oy = np.clip(CENTRE, (cy - top) * scale_y, SIZE - (bottom - cy) * scale_y)
     ox = np.clip(CENTRE, (cx - left) * scale_x, SIZE - (right - cx) * scale_x)
@@ -135,9 +185,12 @@ def mnist_style(img):
 # ---- diagnostics: how a 28x28 input compares with MNIST's own digits ----
 
 def features(X28):
-    """The diagnostic numbers for a batch of 28x28 digits in [0, 1]: (N, 28, 28) -> dict of (N,) arrays."""
-    X28 = np.asarray(X28, np.float32)
-    X28 = X28 / 255 if X28.max() > 1 else X28
+    """The diagnostic numbers for a batch of 28x28 digits (values by unit_range): (N, 28, 28) -> dict of (N,) arrays."""
+    shape = np.shape(X28)
+    if len(shape) != 3 or shape[1:] != (SIZE, SIZE):
+        raise ValueError(f"expected a batch of 28x28 digits (N, 28, 28), got shape {shape}")
+    X28 = unit_range(X28)                                    # a new float32 array: clipped in place
+    np.clip(X28, 0, 1, out=X28)
     mass = np.maximum(X28.sum((1, 2)), 1e-6)
     i = np.arange(SIZE) + 0.5
     cy, cx = X28.sum(2) @ i / mass, X28.sum(1) @ i / mass
@@ -171,7 +224,13 @@ EXPLAIN = {
 
 
 def diagnose(x28, reference=None, tail=0.001):
-    """Compare one 28x28 input with MNIST: (28, 28) -> {name: {value, percentile, low, high}, 'warnings': [...]}."""
+    """Compare one 28x28 input with MNIST: (28, 28) -> {name: {value, percentile, low, high}, 'warnings': [...]}.
+
+    x28 is one digit as the network receives it, values by unit_range's rule (NaN is refused).
+    """
+    if np.shape(x28) != (SIZE, SIZE):
+        raise ValueError(f"diagnose takes one 28x28 digit, got shape {np.shape(x28)}: "
+                         "put a drawing through to_mnist first, or give one digit of a batch")
     reference = reference or mnist_reference()
     found = {k: float(v[0]) for k, v in features(np.asarray(x28)[None]).items()}
     report, warnings = {}, []

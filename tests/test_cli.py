@@ -41,3 +41,12 @@ def test_evaluate_rejects_a_bad_model_file(tmp_path):
     done = run("evaluate", str(bad))
     assert done.returncode == 2
     assert "not a readable model file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(mlp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "npnet", "evaluate", str(mlp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()                                  # as `| head -1` does once it has its line: before any here
+    stderr = proc.stderr.read()
+    proc.wait(timeout=600)
+    assert stderr == "" and proc.returncode == 1, stderr
