@@ -1,19 +1,21 @@
-"""The drawing app: an ipycanvas sketchpad that records pen strokes, renders them in NumPy and classifies them live."""
+"""The drawing app: an ipycanvas sketchpad that records strokes, renders them in NumPy, predicts live and collects drawings."""
 
 import html
 import io
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import ipywidgets as W
 from ipycanvas import Canvas, hold_canvas
 from threadpoolctl import ThreadpoolController
 
+from . import drawings as D
 from . import model as M
 from . import preprocess as P
 from .data import normalize
-from .strokes import render
+from .drawings import load_models  # noqa: F401  (the notebook and the app import it from here)
 
 BACKGROUND, INK = "#111111", "#ffffff"
 PIPELINES = {"MNIST-style": P.mnist_style, "naive resize": P.naive}
@@ -74,23 +76,49 @@ def _diagnostics(report):
             f"style='font-size:12px;margin:4px 0'>{warnings}</ul>")
 
 
-class Sketchpad:
-    """A canvas to draw on, with live predictions; models maps a name to (model, norm_stats)."""
+def _fixed(width):
+    """A layout of exactly width pixels that neither grows nor shrinks with the panel beside it."""
+    return W.Layout(width=width, min_width=width, max_width=width, flex="0 0 auto")
 
-    def __init__(self, models, size=280, pen_width=18, throttle=0.25):
+
+class Sketchpad:
+    """A canvas to draw on, with live predictions; models maps a name to (model, norm_stats).
+
+    In collect mode the pad prompts for a digit, in shuffled rounds of 0-9; Save appends the drawing with that
+    label to drawings_path (default: npnet.drawings.default_path(), read at each save), Skip moves on.
+    """
+
+    def __init__(self, models, size=280, pen_width=18, throttle=0.25, collect=False, drawings_path=None, seed=None):
         self.models, self.size, self.throttle = models, size, throttle
         self.strokes, self.widths = [], []    # each stroke: a list of (x, y) canvas points, and its pen width
         self.drawing, self.last_update = False, 0.0
         self.x28, self.report, self.predictions = None, None, {}
+        self.drawings_path, self.rng = drawings_path, np.random.default_rng(seed)
+        self.target, self.round, self.saved = None, [], None   # prompted digit, the rest of its round, counts (10,)
 
-        self.canvas = Canvas(width=size, height=size,  # shown at 1:1, never stretched to the page width
-                             layout=W.Layout(width=f"{size}px", height=f"{size}px", border="1px solid #888"))
-        self.pen = W.IntSlider(pen_width, 4, 40, description="pen", layout=W.Layout(width="180px"),
+        # Shown at 1:1, never stretched to the page width. The border goes on a box around the canvas: on the canvas
+        # itself it would take 2 px of the 280 (border-box sizing) and skew the mouse by up to 2 px.
+        self.canvas = Canvas(width=size, height=size, layout=_fixed(f"{size}px"))
+        self.canvas.layout.height = f"{size}px"
+        # Fixed widths under the canvas: the row fits the canvas, and the slider keeps its track whatever the
+        # panel on the right shows (it used to shrink to its handle when warnings widened that panel).
+        self.pen = W.IntSlider(pen_width, 4, 40, description="pen", readout=False, layout=_fixed("150px"),
                                style={"description_width": "30px"})
-        self.undo_button, self.clear_button = (W.Button(description=d, layout=W.Layout(width="80px"))
+        self.undo_button, self.clear_button = (W.Button(description=d, layout=_fixed("58px"))
                                                for d in ("Undo", "Clear"))
         self.pipeline = W.ToggleButtons(options=list(PIPELINES), value="MNIST-style", description="input:",
                                         style={"description_width": "40px", "button_width": "110px"})
+        self.mode = W.ToggleButtons(options=["predict", "collect"], value="collect" if collect else "predict",
+                                    description="mode:", style={"description_width": "40px", "button_width": "110px"},
+                                    tooltips=["show what the models read", "save your drawings, one prompted digit at a time"])
+        self.prompt, self.counts, self.message = W.HTML(), W.HTML(), W.HTML()
+        self.prompt.add_class("npnet-prompt")
+        self.counts.add_class("npnet-counts")
+        self.message.add_class("npnet-message")
+        self.save_button = W.Button(description="Save", button_style="success", layout=_fixed("80px"))
+        self.skip_button = W.Button(description="Skip", layout=_fixed("80px"))
+        self.device = W.ToggleButtons(options=["mouse", "pen", "touch"], description="device:",
+                                      style={"description_width": "50px", "button_width": "62px"})
         self.status = W.HTML()
         self.status.add_class("npnet-status")
         self.bars, self.diagnostics = W.HTML(), W.HTML()
@@ -100,7 +128,7 @@ class Sketchpad:
         self.canvas.on_mouse_move(self.pen_move)
         self.canvas.on_mouse_up(self.pen_up)
         self.canvas.on_mouse_out(self.pen_up)
-        self.canvas.on_touch_start(lambda touches: touches and self.pen_down(*touches[0]))
+        self.canvas.on_touch_start(lambda touches: touches and self.pen_down(*touches[0], device="touch"))
         self.canvas.on_touch_move(lambda touches: touches and self.pen_move(*touches[0]))
         self.canvas.on_touch_end(lambda touches: self.pen_up())
         self.canvas.on_touch_cancel(lambda touches: self.pen_up())
@@ -108,13 +136,22 @@ class Sketchpad:
         self.undo_button.on_click(lambda _: self.undo())
         self.clear_button.on_click(lambda _: self.clear())
         self.pipeline.observe(lambda _: self.update(), names="value")
+        self.save_button.on_click(lambda _: self.save())
+        self.skip_button.on_click(lambda _: self.skip())
+        self.mode.observe(lambda _: self._show_mode(), names="value")
 
-        left = W.VBox([self.canvas, W.HBox([self.pen, self.undo_button, self.clear_button]), self.pipeline])
+        self.collect_box = W.VBox([self.prompt, W.HBox([self.save_button, self.skip_button]), self.device,
+                                   self.counts, self.message])
+        frame = W.Box([self.canvas], layout=W.Layout(border="1px solid #888", align_self="flex-start"))
+        left = W.VBox([frame, W.HBox([self.pen, self.undo_button, self.clear_button]), self.pipeline,
+                       self.mode, self.collect_box], layout=_fixed(f"{size + 8}px"))
         right = W.VBox([self.status, self.bars,
                         W.HBox([W.VBox([W.HTML("<b>what the network sees</b> (28×28)"), self.tensor]),
-                                W.VBox([W.HTML("<b>diagnostics</b>"), self.diagnostics])])])
-        right.layout.margin = "0 0 0 16px"
+                                W.VBox([W.HTML("<b>diagnostics</b>"), self.diagnostics])])],
+                       layout=W.Layout(flex="1 1 auto", min_width="0", margin="0 0 0 16px"))
         self.widget = W.HBox([left, right])
+        self.widget.add_class("npnet-sketchpad")
+        self._show_mode()
         self.redraw()
         self.update()
 
@@ -124,8 +161,10 @@ class Sketchpad:
         display(self.widget)
 
     # ---- pen events: mouse, pen and touch all end up here ----
-    def pen_down(self, x, y):
-        """Start a stroke at canvas point (x, y)."""
+    def pen_down(self, x, y, device=None):
+        """Start a stroke at canvas point (x, y); device "touch" when it came from a touch screen."""
+        if device == "touch" or self.device.value == "touch":
+            self.device.value = device or "mouse"      # touch events mean touch; mouse events, a mouse or pen
         self.drawing = True
         self.strokes.append([(float(x), float(y))])
         self.widths.append(self.pen.value)
@@ -183,10 +222,88 @@ class Sketchpad:
     # ---- inference: strokes -> NumPy image -> 28x28 -> every model ----
     def image(self):
         """The strokes rendered anti-aliased in NumPy: (size, size) float32 in [0, 1]."""
-        img = np.zeros((self.size, self.size), np.float32)
-        for stroke, width in zip(self.strokes, self.widths):
-            np.maximum(img, render([stroke], self.size, width), out=img)
-        return img
+        return D.render_strokes(self.strokes, self.widths, (self.size, self.size))
+
+    # ---- collect mode: prompt, Save, Skip, counts ----
+    def record(self, label):
+        """What is drawn now, as a drawing with this label: -> npnet.drawings.Drawing."""
+        return D.Drawing([np.asarray(s, np.float64) for s in self.strokes], [float(w) for w in self.widths],
+                         int(label), (self.size, self.size), self.device.value, D.now())
+
+    def replay(self, drawing):
+        """Show a saved drawing on the pad, exactly as it was drawn, and predict it."""
+        if tuple(drawing.canvas) != (self.size, self.size):
+            raise D.DrawingError(f"the drawing is {drawing.canvas[0]}x{drawing.canvas[1]}, this pad {self.size}x{self.size}")
+        self.strokes = [[(float(x), float(y)) for x, y in s] for s in drawing.strokes]
+        self.widths = list(drawing.widths)
+        self.redraw()
+        self.update()
+
+    def next_prompt(self):
+        """Prompt for the next digit of a shuffled round of 0-9."""
+        if not self.round:
+            self.round = [int(d) for d in self.rng.permutation(10)]
+        self.target = self.round.pop(0)
+        self.prompt.value = (f"<h3 style='margin:4px 0'>draw a <span class='npnet-target'>{self.target}</span>"
+                             f"</h3>")
+
+    def save(self):
+        """Append what is drawn, labelled with the prompted digit, then clear and prompt again: -> the Drawing or None."""
+        path = Path(self.drawings_path or D.default_path())
+        try:
+            if self.target is None:
+                raise D.DrawingError("switch the mode to collect first: Save stores the prompted digit")
+            if not self.strokes:
+                raise P.EmptyCanvas("the canvas is blank")
+            P.mnist_style(self.image())                    # a stray dot is not worth keeping
+            drawing = self.record(self.target)
+            D.append_drawing(drawing, path)
+        except (P.EmptyCanvas, D.DrawingError, OSError) as e:   # the strokes stay on the canvas: nothing is lost
+            self._say(f"not saved: {e}", error=True)
+            return None
+        self.saved[drawing.label] += 1
+        self.clear()
+        self.next_prompt()
+        self._show_counts()
+        self._say(f"saved your {drawing.label}: {int(self.saved.sum())} saved so far, in {path}")
+        return drawing
+
+    def skip(self):
+        """Clear the canvas and prompt for the next digit, saving nothing."""
+        self._say(f"skipped the {self.target}")
+        self.clear()
+        self.next_prompt()
+
+    def _show_mode(self):
+        collecting = self.mode.value == "collect"
+        self.collect_box.layout.display = "flex" if collecting else "none"
+        if collecting and self.saved is None:          # counts so far, read once from the file
+            try:
+                drawings, problems = D.read_drawings(self.drawings_path)
+            except (D.DrawingError, OSError) as e:
+                drawings, problems = [], [(0, str(e))]
+            self.saved = np.bincount([d.label for d in drawings if not d.generated], minlength=10)
+            if problems:
+                self._say(f"{len(problems)} damaged line(s) in the drawings file were skipped and are not "
+                          f"counted, e.g. line {problems[0][0]}: {problems[0][1]}", error=True)
+            self._show_counts()
+        if collecting and self.target is None:
+            self.next_prompt()
+
+    def _show_counts(self):
+        cells = "".join(f"<td style='padding:0 4px;text-align:center'>{d}<br><span class='npnet-count' "
+                        f"data-digit='{d}'>{c}</span></td>" for d, c in enumerate(self.saved))
+        self.counts.value = (f"<div style='font-size:12px'>saved so far ({int(self.saved.sum())}):</div>"
+                             f"<table style='font-size:12px'><tr>{cells}</tr></table>")
+
+    def _state(self):
+        """The status line's attributes: what it was computed from, for a test (or a screen reader) to wait on."""
+        return (f"style='margin:4px 0' data-strokes='{len(self.strokes)}' "
+                f"data-pen='{'down' if self.drawing else 'up'}'")
+
+    def _say(self, text, error=False):
+        color = "#b00020" if error else "#2a7a2a"
+        self.message.value = f"<div style='font-size:12px;color:{color};overflow-wrap:anywhere'>{html.escape(text)}</div>"
 
     def update(self):
         """Re-run the pipeline on what is drawn and refresh the prediction, bars, tensor and diagnostics."""
@@ -202,36 +319,24 @@ class Sketchpad:
             self.x28 = PIPELINES[self.pipeline.value](self.image())
         except P.EmptyCanvas as e:
             message = "draw a digit" if not self.strokes else f"draw a digit ({e})"
-            self.status.value = f"<h3 style='margin:4px 0'>{html.escape(message)}</h3>"
             self.bars.value = self.diagnostics.value = ""
             self.tensor.value = _png(np.zeros((28, 28)))
+            self.status.value = f"<h3 {self._state()}>{html.escape(message)}</h3>"
             return
         probs = {name: M.predict_proba(m, normalize(self.x28[None], stats))[0]
                  for name, (m, stats) in self.models.items()}
         self.predictions = {name: (int(p.argmax()), float(p.max())) for name, p in probs.items()}
         self.report = P.diagnose(self.x28)
-        self.status.value = "<h3 style='margin:4px 0'>prediction: " + " · ".join(
-            f"<span class='npnet-pred' data-model='{html.escape(n)}'>{d}</span> ({p:.1%}"
-            f"{', ' + html.escape(n) if len(self.predictions) > 1 else ''})"
-            for n, (d, p) in self.predictions.items()) + "</h3>"
         self.bars.value = _bars(probs)
         self.tensor.value = _png(self.x28)
         self.diagnostics.value = _diagnostics(self.report)
+        self.status.value = f"<h3 {self._state()}>prediction: " + " · ".join(   # last: once it shows, all is shown
+            f"<span class='npnet-pred' data-model='{html.escape(n)}'>{d}</span> ({p:.1%}"
+            f"{', ' + html.escape(n) if len(self.predictions) > 1 else ''})"
+            for n, (d, p) in self.predictions.items()) + "</h3>"
 
 
-def load_models():
-    """The course's trained models: the MLP (trained first if missing) and the CNN if present: {name: (model, stats)}."""
-    from . import recipes
-
-    models = {"MLP": recipes.load_or_train("mlp")}
-    cnn = recipes.model_path("cnn")
-    if cnn.exists():
-        model, stats, _ = M.load(cnn)
-        models["CNN"] = (model, stats)
-    return models
-
-
-def app():
-    """The sketchpad with every trained model, as shown by notebook 06 and `make demo`."""
+def app(collect=False):
+    """The sketchpad with every trained model, as shown by notebook 06 and `make demo`; collect starts in collect mode."""
     P.mnist_reference()  # load MNIST's diagnostics once, before the first stroke
-    return Sketchpad(load_models())
+    return Sketchpad(load_models(), collect=collect)

@@ -143,7 +143,19 @@ def test_a_late_client_gets_the_canvas_redrawn(pad):
 def test_an_error_while_drawing_does_not_leave_the_canvas_on_hold(pad):
     from ipycanvas.canvas import _CANVAS_MANAGER
 
+    from traitlets import TraitError
+
     pad.strokes, pad.widths = [[(1.0, 2.0)]], ["not a width"]
-    with pytest.raises(Exception):
+    with pytest.raises(TraitError, match="'line_width' trait of a Canvas instance expected a float"):
         pad.redraw()
     assert _CANVAS_MANAGER._caching is False
+
+
+def test_the_controls_under_the_canvas_have_fixed_widths_that_fit_it(pad):
+    px = lambda w: int(w.layout.width.removesuffix("px"))
+    row = [pad.pen, pad.undo_button, pad.clear_button]
+    assert sum(px(w) + 4 for w in row) <= pad.size          # ipywidgets adds a 2 px margin on each side
+    for w in row + [pad.save_button, pad.skip_button]:
+        assert w.layout.flex == "0 0 auto" and w.layout.min_width == w.layout.max_width == w.layout.width
+    left = pad.widget.children[0]
+    assert left.layout.width == left.layout.min_width == f"{pad.size + 8}px"   # the panel beside it cannot squeeze it
