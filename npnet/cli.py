@@ -1,4 +1,4 @@
-"""The command line: `python -m npnet data | train | evaluate | predict`."""
+"""The command line: `python -m npnet data | train | evaluate [--drawings PATH] | predict`."""
 
 import argparse
 import os
@@ -27,6 +27,8 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    if args.drawings:
+        return cmd_evaluate_drawings(args)
     path = Path(args.model or recipes.model_path("mlp"))
     model, stats, header = M.load(path)
     _, _, X_test, y_test = D.load_mnist()
@@ -39,6 +41,23 @@ def cmd_evaluate(args):
     print("\nconfusion matrix (rows: true digit, columns: predicted):")
     print(format_confusion(confusion_matrix(y_test, y_pred)))
     return 0
+
+
+def cmd_evaluate_drawings(args):
+    """Every model (or the one named) on every pipeline, over drawings saved by the sketchpad's collect mode."""
+    from .drawings import DrawingError, evaluate_drawings
+
+    models = None
+    if args.model:
+        model, stats, _ = M.load(args.model)
+        models = {Path(args.model).stem: (model, stats)}
+    try:
+        report = evaluate_drawings(args.drawings, models)
+    except DrawingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if "nothing to evaluate" not in report else 1
 
 
 WORK_SIDE = 512    # larger images are shrunk as they are read: a digit needs far fewer pixels than this
@@ -148,7 +167,9 @@ def main(argv=None):
     p.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="which recipe (default: mlp; cnn takes ~10 min)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="test accuracy, per-digit accuracy and confusion matrix")
-    p.add_argument("model", nargs="?", help="a .npz model (default: models/mlp.npz)")
+    p.add_argument("model", nargs="?", help="a .npz model (default: models/mlp.npz; with --drawings: every model)")
+    p.add_argument("--drawings", metavar="PATH", help="instead of MNIST's test set, your drawings saved by the "
+                   "sketchpad's collect mode (a .jsonl file): every model on every pipeline")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("predict", help="classify image files: prints `path digit probability`; errors go to stderr")
     p.add_argument("images", nargs="+")

@@ -50,3 +50,31 @@ def test_a_reader_that_stops_early_gets_no_traceback(mlp_path):
     stderr = proc.stderr.read()
     proc.wait(timeout=600)
     assert stderr == "" and proc.returncode == 1, stderr
+
+
+def test_evaluate_drawings_reports_every_model_and_pipeline_on_a_small_generated_file(tmp_path, mlp_path):
+    import numpy as np
+
+    from npnet import drawings as Dr
+
+    path = tmp_path / "drawings.jsonl"
+    for d in Dr.generated_drawings(10, np.random.default_rng(1)):
+        Dr.append_drawing(d, path)
+    with open(path, "a") as f:
+        f.write('{"strokes": [[[1, 2]\n')                        # a save cut short
+    done = run("evaluate", "--drawings", str(path), str(mlp_path))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith(f"10 drawing(s) in {path}") and "line 11: skipped" in out
+    assert "10 of them GENERATED" in out
+    rows = re.findall(r"^mlp\s+(naive|bounding box|MNIST-style)\s+([\d.]+)%\s+(\d+)/10", out, re.M)
+    assert [r[0] for r in rows] == ["naive", "bounding box", "MNIST-style"], out
+    for _, pct, right in rows:
+        assert abs(float(pct) - 10 * int(right)) < 0.05
+
+
+def test_evaluate_drawings_says_when_there_is_nothing_or_the_path_is_wrong(tmp_path):
+    done = run("evaluate", "--drawings", str(tmp_path / "none.jsonl"))
+    assert done.returncode == 1 and "nothing to evaluate" in done.stdout
+    done = run("evaluate", "--drawings", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr and "Traceback" not in done.stderr
