@@ -82,6 +82,7 @@ def test_collect_mode_saves_what_chromium_shows(page, voila, tmp_path, record_pr
     draw(page, canvas, strokes)
     wait_read(page, target, strokes)
     shown = canvas_ink(page, canvas)                       # what Chromium painted, (280, 280)
+    page_says = {e.get_attribute("data-model"): int(e.inner_text()) for e in page.locator(".npnet-pred").all()}
     page.screenshot(path=str(screenshot_path("06_collect_mode.png", tmp_path)))
     page.get_by_role("button", name="Save").click()
     page.wait_for_selector(f".npnet-message:has-text('saved your {target}')")
@@ -107,3 +108,10 @@ def test_collect_mode_saves_what_chromium_shows(page, voila, tmp_path, record_pr
     record_property("canvas_vs_numpy_iou", iou)
     print(f"Chromium's canvas vs Sketchpad.image(): IoU of inked pixels {iou:.4f}, mean |difference| {mean_abs:.4f}")
     assert iou >= 0.95, iou
+
+    # Issue 14: a drawing saved in the browser replays to the same prediction in a notebook's pad.
+    from npnet.sketchpad import Sketchpad, load_models
+
+    pad = Sketchpad(load_models())
+    pad.replay(D.validate(record))
+    assert {name: digit for name, (digit, _) in pad.predictions.items()} == page_says, (pad.predictions, page_says)
