@@ -66,7 +66,24 @@ def test_solution_source_defines_the_learners_function(name, ex):
 def test_stub_is_not_done_yet_and_does_not_raise(name, ex, capsys):
     assert ex.check(_stub) is False
     assert capsys.readouterr().out.startswith("· not done yet")
-    assert ex.diagnose(lambda *args: None)[0] == "not done"
+    verdict, message = ex.diagnose(lambda *args: None)
+    assert verdict == "not done" and "forget `return`" in message
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_an_answer_that_changes_its_input_in_place_is_caught(name, ex):
+    def scribbles(*args):
+        out = ex.solution_fn(*args)
+        for a in args:
+            if isinstance(a, np.ndarray) and a.size and a.dtype.kind == "f":
+                a.flat[0] += 1.0
+                break
+        else:
+            pytest.skip("no float array argument to change")
+        return out
+
+    verdict, message = ex.diagnose(scribbles)
+    assert verdict == "wrong" and "in place" in message, message
 
 
 @pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
@@ -95,6 +112,19 @@ def test_hint_and_solution_print(name, ex, capsys):
     ex.solution()
     out = capsys.readouterr().out
     assert len(out) > 40 and f"def {ex.name}(" in out
+
+
+def test_lists_arrays_and_complex_numbers_are_judged_by_their_values():
+    from npnet.exercises import nb01
+
+    assert nb01.softmax.diagnose(lambda z: nb01.softmax_solution(z).tolist())[0] == "pass"   # a list is one array
+    assert nb01.softmax.diagnose(lambda z: nb01.softmax_solution(z) + 1j)[0] == "wrong"      # not real numbers
+    assert nb01.softmax_grads.diagnose(lambda *a: list(nb01.softmax_grads_solution(*a)))[0] == "pass"
+
+    def exits(z):
+        raise SystemExit(1)
+
+    assert nb01.softmax.diagnose(exits)[0] == "wrong"
 
 
 def test_a_slightly_wrong_answer_fails_with_the_size_of_the_difference():

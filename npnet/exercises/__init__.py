@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 
 NOT_DONE = "· not done yet: the notebook goes on with npnet's own version. {name}.hint() gives a nudge."
+RETURNED_NONE = ("· not done yet: it returned None{which}. If you have written the body, did you forget `return`? "
+                 "{name}.hint() gives a nudge.")
 
 
 class Exercise:
@@ -67,17 +69,24 @@ class Exercise:
     def diagnose(self, fn):
         """('pass' | 'mistake' | 'wrong' | 'not done', message) for the learner's function fn."""
         cases = self.cases(np.random.default_rng(self.seed))
+        expected = [_call(self.reference, args) for args in cases]
         outputs = []
-        for args in cases:
-            out = _call(fn, args)
+        for args, want in zip(cases, expected):
+            out = _call(fn, args, watch=True)
             if isinstance(out, _Raised):
                 if isinstance(out.error, NotImplementedError):
                     return "not done", NOT_DONE.format(name=f"ex.{self.name}")
                 return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}"
-            if out is None or (isinstance(out, tuple) and any(o is None for o in out)):
-                return "not done", NOT_DONE.format(name=f"ex.{self.name}")
+            if isinstance(out, _Mutated):
+                name = self._arg_name(out.index)
+                return "wrong", (f"✗ {self.name} changed its argument `{name}` in place, so the caller's array changes "
+                                 f"too: work on a copy (`{name} = {name} - ...`, not `{name} -= ...`)")
+            parts = _outputs(out, want)
+            if any(o is None for o in parts):
+                i = next(k for k, o in enumerate(parts) if o is None)
+                which = f" for {self.returns[i]}" if self.returns and len(parts) > 1 else ""
+                return "not done", RETURNED_NONE.format(which=which, name=f"ex.{self.name}")
             outputs.append(out)
-        expected = [_call(self.reference, args) for args in cases]
         bad = [i for i, (out, want) in enumerate(zip(outputs, expected)) if not self._close(out, want)]
         if not bad:
             if self.numerical is not None:
@@ -93,19 +102,23 @@ class Exercise:
         i = bad[0]
         return "wrong", f"✗ {self.name}: {_difference(outputs[i], expected[i], self.returns)} on {_describe(cases[i])}"
 
+    def _arg_name(self, index):
+        names = list(inspect.signature(self.solution_fn).parameters)
+        return names[index] if index < len(names) else f"argument {index + 1}"
+
     def _close(self, out, want, rtol=None, atol=None, equal_nan=False):
-        outs, wants = _as_tuple(out), _as_tuple(want)
+        outs, wants = _outputs(out, want), _outputs(want, want)
         if len(outs) != len(wants):
             return False
         rtol = self.rtol if rtol is None else rtol
         atol = self.atol if atol is None else atol
         for o, w in zip(outs, wants):
-            try:
-                o, w = np.asarray(o, np.float64), np.asarray(w, np.float64)
-            except (TypeError, ValueError):
+            o, w = _real(o), _real(w)
+            if o is None or w is None:
                 return False
-            if o.shape != w.shape or not np.allclose(o, w, rtol=rtol, atol=atol, equal_nan=equal_nan):
-                return False
+            with np.errstate(all="ignore"):
+                if o.shape != w.shape or not np.allclose(o, w, rtol=rtol, atol=atol, equal_nan=equal_nan):
+                    return False
         return True
 
 
@@ -115,18 +128,49 @@ class _Raised:
         self.text = f"{type(error).__name__}: {error}"
 
 
-def _call(fn, args):
-    """fn(*copies of args), with numpy warnings silenced; an exception is returned, not raised."""
+class _Mutated:
+    def __init__(self, index):
+        self.index = index
+
+
+def _call(fn, args, watch=False):
+    """fn(*copies of args), with numpy warnings silenced; an exception is returned, not raised.
+    With watch, an argument changed in place is returned as _Mutated (in a notebook it would change the caller's)."""
+    given = copy.deepcopy(args)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            return fn(*copy.deepcopy(args))
-    except Exception as e:  # the learner's code may raise anything; it is reported, never re-raised
+            out = fn(*given)
+    except (Exception, SystemExit) as e:  # the learner's code may raise anything; it is reported, never re-raised
         return _Raised(e)
+    if watch:
+        for i, (before, after) in enumerate(zip(args, given)):
+            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
+                return _Mutated(i)
+    return out
 
 
-def _as_tuple(x):
-    return tuple(x) if isinstance(x, (tuple, list)) and not np.isscalar(x) else (x,)
+def _outputs(x, like):
+    """x as a tuple of outputs, shaped after the answer `like`: a tuple (or list, or 1-D array of scalars) of the
+    same length for a function with several outputs; otherwise one output, a list being one array."""
+    if isinstance(like, tuple):
+        if isinstance(x, (tuple, list)):
+            return tuple(x)
+        if isinstance(x, np.ndarray) and x.shape == (len(like),) and all(np.ndim(w) == 0 for w in like):
+            return tuple(x)
+    return (x,)
+
+
+def _real(x):
+    """x as a float64 array, or None if it is not numbers (or has a non-zero imaginary part)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if np.iscomplexobj(x) and np.any(np.imag(x) != 0):
+                return None
+            return np.asarray(np.real(x), np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _describe(args):
@@ -137,16 +181,14 @@ def _describe(args):
 
 def _difference(out, want, names=None):
     """Say how an output differs from the expected one: count, shape, transposition, NaN, or size."""
-    outs, wants = _as_tuple(out), _as_tuple(want)
+    outs, wants = _outputs(out, want), _outputs(want, want)
     if len(outs) != len(wants):
         return f"returned {len(outs)} value(s), expected {len(wants)}"
     for k, (o, w) in enumerate(zip(outs, wants)):
         which = f"{names[k] if names else f'output {k}'}: " if len(wants) > 1 else ""
-        try:
-            o = np.asarray(o, np.float64)
-        except (TypeError, ValueError):
-            return f"{which}returned {type(o).__name__}, expected an array of shape {np.shape(w)}"
-        w = np.asarray(w, np.float64)
+        if _real(o) is None:
+            return f"{which}returned {type(o).__name__}, expected real numbers of shape {np.shape(w)}"
+        o, w = _real(o), _real(w)
         if o.shape != w.shape:
             hint = ": is it transposed?" if o.shape == w.shape[::-1] else ""
             return f"{which}shape {o.shape}, expected {w.shape}{hint}"

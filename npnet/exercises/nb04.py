@@ -28,10 +28,6 @@ def _off_centre(rng):
     return img
 
 
-_AS_ARRAY = ("the numbers are right, but return them as a tuple of two floats, e.g. `return row, col`, not as one "
-             "array: the check compares the two values one by one.")
-
-
 # -- the centre of mass -------------------------------------------------------------------------------------
 def centre_of_mass_solution(x):
     """(H, W) ink in [0, 1] -> (row, column): the ink-weighted mean pixel centre, pixel i spanning [i, i + 1)."""
@@ -73,8 +69,8 @@ centre_of_mass = Exercise(
         ("you divided by the number of pixels; a mean weighted by ink divides by the total ink, x.sum().", _com_count),
         ("you weighted every inked pixel equally: weight each pixel by its ink, so grey edges count less.",
          lambda x: preprocess.centre_of_mass((x > 0).astype(float))),
-        (_AS_ARRAY, lambda x: np.array(preprocess.centre_of_mass(x))),
     ],
+    returns=("row", "col"),
     hint_text="x.sum(axis=1) is the ink in each row, (H,); multiply it by the row centres np.arange(H) + 0.5 (a dot "
               "product) and divide by the total ink x.sum(). The same with x.sum(axis=0) for the columns.",
     rtol=1e-6, atol=1e-6,
@@ -115,8 +111,8 @@ centring_shift = Exercise(
          "centres i + 0.5.", lambda x: tuple(d + 0.5 for d in _shift_reference(x))),
         ("the target is 14, the middle of the frame; MNIST's digits have their centre of mass at 14.5, the centre of "
          "pixel (14, 14).", lambda x: tuple(d - 0.5 for d in _shift_reference(x))),
-        (_AS_ARRAY, lambda x: np.array(_shift_reference(x))),
     ],
+    returns=("d_row", "d_col"),
     hint_text="First the centre of mass (row, column) with pixel centres at i + 0.5, as above. The shift is where it "
               "should be minus where it is: (14.5 - row, 14.5 - column).",
     rtol=1e-6, atol=1e-6,
@@ -168,8 +164,8 @@ fit_box = Exercise(
         ("you rounded to whole pixels; keep the fractions: the resampling works with fractional pixels, and a "
          "3-pixel-wide stroke of a tall 1 becomes 0.3 of a pixel.",
          lambda h, w, box=20: (round(h * box / max(h, w)), round(w * box / max(h, w)))),
-        (_AS_ARRAY, lambda h, w, box=20: np.array(fit_box_solution(h, w, box))),
     ],
+    returns=("new_h", "new_w"),
     hint_text="One scale factor s for both sides, chosen so that the longer side becomes box: s = box / max(h, w). "
               "Then return (h * s, w * s).",
     rtol=1e-4, atol=1e-4,
