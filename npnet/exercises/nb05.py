@@ -1,0 +1,370 @@
+"""Notebook 05's exercises: inverted dropout, im2col, the max-pool backward pass, a convolution's cost, and the
+backward pass of a global average pool."""
+
+import numpy as np
+
+from .. import conv
+from ..gradcheck import numerical_grad
+from ..layers import Dropout
+from . import Exercise
+
+
+# -- inverted dropout ---------------------------------------------------------------------------------------
+def dropout_solution(x, p, u, training):
+    """(N, ...) activations, drop probability p, (N, ...) uniform draws u in [0, 1), bool -> (N, ...) output."""
+    if not training:
+        return x                                      # evaluation: the identity, nothing to rescale
+    keep = u >= p                                     # each unit survives with probability 1 - p
+    return x * keep / (1 - p)                         # inverted: scale the survivors so the mean is unchanged
+
+
+class _Draws:
+    """Stands in for a numpy Generator and hands npnet's Dropout the given uniform draws."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def random(self, shape, dtype=np.float64):
+        assert tuple(shape) == self.u.shape
+        return self.u.astype(dtype)
+
+
+def _dropout_reference(x, p, u, training):
+    layer = Dropout(p, rng=_Draws(u))
+    layer.training = training
+    return layer.forward(x)
+
+
+def _dropout_cases(rng):
+    def case(shape, p, training):
+        return (rng.standard_normal(shape), p, rng.random(shape, np.float32), training)
+    return [case((1, 5), 0.2, True), case((7, 128), 0.5, True), case((4, 3, 6, 6), 0.3, True),
+            case((64, 32), 0.0, True),                                  # p = 0: nothing is dropped
+            case((7, 128), 0.5, False), case((16, 10), 0.2, False)]     # evaluation mode
+
+
+def _keep(u, p):
+    return u >= p
+
+
+dropout = Exercise(
+    "dropout", _dropout_reference, dropout_solution, _dropout_cases,
+    "matches npnet's Dropout draw for draw on batches of 1, 7, 64 and a 4-D batch, for p = 0, 0.2, 0.3 and 0.5, "
+    "in training and in evaluation mode",
+    mistakes=[
+        ("the kept units are not scaled: divide them by 1 - p, the probability of keeping, so that each unit's "
+         "expected value stays x and the next layer sees the same scale in training and at test time.",
+         lambda x, p, u, t: x * _keep(u, p) if t else x),
+        ("this is the original (non-inverted) dropout, which scales by 1 - p at test time. npnet's inverted dropout "
+         "scales the kept units by 1/(1 - p) in training instead, so evaluation mode returns x unchanged.",
+         lambda x, p, u, t: x * _keep(u, p) if t else x * (1 - p)),
+        ("training mode is right, but you also scale at test time: with inverted dropout the 1/(1 - p) in training "
+         "already keeps the mean, so evaluation mode returns x unchanged.",
+         lambda x, p, u, t: x * _keep(u, p) / (1 - p) if t else x * (1 - p)),
+        ("dropout is still on at test time: when training is False, return x unchanged (no mask, no scale).",
+         lambda x, p, u, t: x * _keep(u, p) / (1 - p)),
+        ("p is the probability of DROPPING a unit (as in npnet's Dropout(p)), not of keeping it as in CS231n's "
+         "notes: keep where u >= p and divide by 1 - p.",
+         lambda x, p, u, t: x * (u < p) / p if t else x),
+        ("you keep the units whose draw is below p, so each survives with probability p instead of 1 - p: "
+         "keep where u >= p.",
+         lambda x, p, u, t: x * (u < p) / (1 - p) if t else x),
+        ("the kept units are multiplied by 1 - p, which shrinks them: DIVIDE by 1 - p, so that the expected output "
+         "equals x.", lambda x, p, u, t: x * _keep(u, p) * (1 - p) if t else x),
+        ("the survivors are scaled by 1/p: divide by the probability of keeping a unit, 1 - p.",
+         lambda x, p, u, t: x * _keep(u, p) / p if t else x),
+        ("keeping where u < 1 - p is right in distribution, but it is not npnet's mask draw for draw: keep where "
+         "u >= p, as the docstring says, so that your output can be compared with npnet's.",
+         lambda x, p, u, t: x * (u < 1 - p) / (1 - p) if t else x),
+    ],
+    hint_text="In training: a unit is kept where its draw u >= p (probability 1 - p), and the kept units are divided "
+              "by 1 - p so that the expected output equals x. In evaluation (training=False) the layer is the "
+              "identity: return x.",
+)
+
+
+# -- im2col -------------------------------------------------------------------------------------------------
+def im2col_solution(x, k, stride):
+    """(N, C, H, W), kernel side k, stride -> cols (C·k·k, N·Ho·Wo), rows ordered (c, u, v), columns (n, i, j)."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    cols = np.empty((C, k, k, N, Ho, Wo), x.dtype)
+    for u in range(k):                                # one whole-batch copy per kernel offset (u, v)
+        for v in range(k):
+            window = x[:, :, u:u + stride * Ho:stride, v:v + stride * Wo:stride]   # (N, C, Ho, Wo)
+            cols[:, u, v] = window.transpose(1, 0, 2, 3)                            # (C, N, Ho, Wo)
+    return cols.reshape(C * k * k, N * Ho * Wo)
+
+
+def _im2col_cases(rng):
+    shapes = [((1, 1, 5, 5), 3, 1), ((2, 3, 7, 6), 3, 1), ((3, 2, 8, 9), 3, 2), ((2, 3, 8, 7), 3, 2),
+              ((2, 2, 9, 9), 5, 2), ((1, 2, 4, 4), 4, 1)]           # the last: one patch covering the image
+    return [(rng.standard_normal(shape), k, s) for shape, k, s in shapes]
+
+
+def _windows(x, k, stride):
+    """(N, C, Ho, Wo, k, k) patches, the building block of the wrong answers below."""
+    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _rows_last_channel(x, k, s):
+    return _windows(x, k, s).transpose(4, 5, 1, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+
+
+def _patch_transposed(x, k, s):
+    return _windows(x, k, s).transpose(1, 5, 4, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+
+
+def _patch_reversed(x, k, s):
+    return _windows(x, k, s)[..., ::-1, ::-1].transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+
+
+def _columns_ijn(x, k, s):
+    return _windows(x, k, s).transpose(1, 4, 5, 2, 3, 0).reshape(x.shape[1] * k * k, -1)
+
+
+def _steps_of_one(x, k, s):
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    return _windows(x, k, 1)[:, :, :Ho, :Wo].transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, -1)
+
+
+im2col = Exercise(
+    "im2col", conv.im2col, im2col_solution, _im2col_cases,
+    "matches npnet.conv.im2col for 1 to 3 images, 1 to 3 channels, 3×3, 4×4 and 5×5 kernels, strides 1 and 2",
+    mistakes=[
+        ("the rows are ordered (u, v, c), channel last, but K.reshape(F, -1) orders each kernel's weights (c, u, v): "
+         "put the channel first, so that row r of cols meets weight r of every kernel.", _rows_last_channel),
+        ("each patch is transposed: order the rows (c, u, v) with u the row offset and v the column offset inside "
+         "the patch, the order of K[f, c].ravel().", _patch_transposed),
+        ("each patch runs backwards, (c, k-1-u, k-1-v): that flips the kernel, the convolution of the maths books. "
+         "Conv2D (like every deep-learning library) computes the cross-correlation, with the patch in its own "
+         "order.", _patch_reversed),
+        ("the columns are ordered (i, j, n), but Conv2D reshapes W @ cols to (F, N, Ho, Wo): the image index n must "
+         "vary slowest, then the output row i, then the output column j.", _columns_ijn),
+        ("the stride is missing: with stride s there are Ho = (H - k) // s + 1 output rows, and patch (i, j) starts "
+         "at pixel (i·s, j·s).", lambda x, k, s: conv.im2col(x, k, 1)),
+        ("the size is right, but patch (i, j) starts at pixel (i, j): with stride s it starts at (i·s, j·s).",
+         _steps_of_one),
+        ("cols is transposed: one COLUMN per patch, shape (C·k·k, N·Ho·Wo), so that W (F, C·k·k) @ cols works.",
+         lambda x, k, s: conv.im2col(x, k, s).T),
+    ],
+    hint_text="Ho = (H - k) // stride + 1, and the same for Wo. For each kernel offset (u, v) the pixels under it, "
+              "for every image, channel and output position at once, are x[:, :, u : u + stride·Ho : stride, "
+              "v : v + stride·Wo : stride], an (N, C, Ho, Wo) array. Put them in an array of shape "
+              "(C, k, k, N, Ho, Wo) and reshape it to (C·k·k, N·Ho·Wo).",
+)
+
+
+# -- the max-pool backward pass -----------------------------------------------------------------------------
+def maxpool_backward_solution(x, grad, size):
+    """(N, C, H, W) input of the forward pass, (N, C, H//size, W//size) gradient -> (N, C, H, W) gradient."""
+    N, C, H, W = x.shape
+    Ho, Wo = H // size, W // size
+    # Each window as one row of size·size values, in row-major order inside the window: (N, C, Ho, Wo, size²).
+    windows = (x[:, :, :Ho * size, :Wo * size].reshape(N, C, Ho, size, Wo, size)
+               .transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, size * size))
+    first_max = windows.argmax(axis=-1)                                # argmax returns the FIRST max on ties
+    routed = (np.arange(size * size) == first_max[..., None]) * grad[..., None]   # (N, C, Ho, Wo, size²)
+    dx = np.zeros(x.shape, grad.dtype)                                 # rows/columns outside every window: 0
+    dx[:, :, :Ho * size, :Wo * size] = (routed.reshape(N, C, Ho, Wo, size, size)
+                                        .transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho * size, Wo * size))
+    return dx
+
+
+def _pool_reference(x, grad, size):
+    layer = conv.MaxPool2D(size)
+    layer.forward(x)
+    return layer.backward(grad)
+
+
+def _pool_numerical(x, grad, size):
+    """Central differences of L = sum(maxpool(x) · grad) in float64.
+
+    Where a window holds a tie, the max has no derivative; the layer sends the gradient to the window's first max
+    (row by row). The same choice is made here by adding to each position a bump that falls along the window,
+    far smaller than the smallest gap between different values, and differencing with a step smaller still.
+    """
+    pool = conv.MaxPool2D(size)
+    out = pool.forward(x)
+    Ho, Wo = out.shape[2:]
+    ties = sum(np.asarray(v == out, int) for v in pool._offsets(x, Ho, Wo)) > 1
+    h = 1e-5
+    if ties.any():
+        gaps = np.diff(np.unique(x))
+        bump = min(1e-3, gaps.min() / (4 * size * size))
+        rank = np.add.outer(np.arange(x.shape[2]) % size * size, np.arange(x.shape[3]) % size)  # 0 = window's first
+        x = x + bump * (size * size - rank)
+        h = bump / 10
+
+    def loss():
+        return float(np.sum(pool.forward(x) * grad))
+    return numerical_grad(loss, x, h)
+
+
+def _pool_cases(rng):
+    cases = [((1, 1, 4, 4), 2), ((2, 3, 6, 8), 2), ((3, 2, 7, 5), 2), ((2, 2, 9, 6), 3)]   # 7×5: a row/column left over
+    out = [(rng.standard_normal(shape), None, size) for shape, size in cases]
+    out.append((rng.integers(0, 3, (2, 3, 6, 6)).astype(np.float64), None, 2))           # many tied maxima
+    out.append((np.maximum(rng.standard_normal((2, 4, 6, 6)) - 0.5, 0), None, 2))         # after a ReLU: tied zeros
+    return [(x, rng.standard_normal((x.shape[0], x.shape[1], x.shape[2] // s, x.shape[3] // s)), s) for x, _, s in out]
+
+
+def _upsample(grad, x_shape, size):
+    """Each window's gradient copied to all size×size of its pixels; 0 outside every window: (N, C, H, W)."""
+    dx = np.zeros(x_shape)
+    Ho, Wo = grad.shape[2:]
+    dx[:, :, :Ho * size, :Wo * size] = grad.repeat(size, axis=2).repeat(size, axis=3)
+    return dx
+
+
+def _window_max(x, size):
+    """Each window's max copied to all its pixels: (N, C, H, W)."""
+    return _upsample(conv.MaxPool2D(size).forward(x), x.shape, size)
+
+
+def _route(x, grad, size, pick):
+    """Send each window's gradient to the position pick(flat window values) -> (row, col) inside the window."""
+    N, C, H, W = x.shape
+    Ho, Wo = H // size, W // size
+    dx = np.zeros(x.shape)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    window = x[n, c, i * size:(i + 1) * size, j * size:(j + 1) * size]
+                    r, s = pick(window)
+                    dx[n, c, i * size + r, j * size + s] += grad[n, c, i, j]
+    return dx
+
+
+def _last_max(window):
+    flat = window.ravel()
+    a = len(flat) - 1 - np.argmax(flat[::-1])
+    return divmod(a, window.shape[1])
+
+
+maxpool_backward = Exercise(
+    "maxpool_backward", _pool_reference, maxpool_backward_solution, _pool_cases,
+    "matches npnet's MaxPool2D.backward and central differences (float64) for 2×2 and 3×3 windows, on a batch of 1, "
+    "with a row and a column left over, and with tied maxima (integers, and zeros after a ReLU)",
+    numerical=_pool_numerical,
+    mistakes=[
+        ("the gradient is spread evenly over the window: that is the backward pass of an AVERAGE pool. A max pool's "
+         "output depends only on the window's largest value, so the whole gradient goes to that one position.",
+         lambda x, g, s: _upsample(g, x.shape, s) / (s * s)),
+        ("the gradient is copied to every pixel of its window: only the position holding the max moved the output, "
+         "so only it gets the gradient; the others get 0.",
+         lambda x, g, s: _upsample(g, x.shape, s)),
+        ("where a window holds several equal maxima, each of them gets the whole gradient, so the window passes on "
+         "two or more times what came in. Send it to the first max only (np.argmax returns the first).",
+         lambda x, g, s: _upsample(g, x.shape, s) * (x == _window_max(x, s))),
+        ("ties go to the window's LAST max: npnet (and np.argmax) send the gradient to the first position holding "
+         "the max, counting row by row.",
+         lambda x, g, s: _route(x, g, s, _last_max)),
+        ("the gradient lands at the top-left pixel of every window, not at the window's max.",
+         lambda x, g, s: _route(x, g, s, lambda w: (0, 0))),
+        ("the gradient goes to the max's position with row and column swapped: a flat index a inside a size×size "
+         "window is row a // size, column a % size.",
+         lambda x, g, s: _route(x, g, s, lambda w: divmod(int(np.argmax(w)), w.shape[1])[::-1])),
+    ],
+    hint_text="Reshape x[:, :, :Ho·size, :Wo·size] to (N, C, Ho, size, Wo, size), move the two in-window axes to "
+              "the end and flatten them: (N, C, Ho, Wo, size²). np.argmax over the last axis gives each window's "
+              "first max; a one-hot of it times grad[..., None] routes the gradient. Undo the reshapes, and leave 0 "
+              "in rows or columns that no window covers.",
+)
+
+
+# -- a convolution's cost -----------------------------------------------------------------------------------
+def conv_cost_solution(in_channels, out_channels, k, H, W, stride, padding):
+    """A Conv2D on one (in_channels, H, W) image -> (parameters, multiply-adds per image, Ho, Wo)."""
+    Ho = (H + 2 * padding - k) // stride + 1
+    Wo = (W + 2 * padding - k) // stride + 1
+    params = out_channels * (in_channels * k * k + 1)             # k·k·C weights and one bias per kernel
+    macs = Ho * Wo * out_channels * in_channels * k * k           # every output value is a C·k·k dot product
+    return params, macs, Ho, Wo
+
+
+def _cost_reference(in_channels, out_channels, k, H, W, stride, padding):
+    layer = conv.Conv2D(in_channels, out_channels, k, stride=stride, padding=padding)
+    out = layer.forward(np.zeros((1, in_channels, H, W), np.float32))           # (1, F, Ho, Wo)
+    params = sum(p.size for p in layer.params.values())
+    return params, out[0].size * layer.params["W"][0].size, out.shape[2], out.shape[3]
+
+
+def _cost_cases(rng):
+    return [(1, 32, 5, 28, 28, 1, 0), (32, 64, 5, 12, 12, 1, 0),           # the course's two convolutions
+            (1, 32, 5, 28, 28, 1, 2), (32, 64, 5, 14, 14, 1, 2),           # the same with 'same' padding
+            (3, 8, 3, 9, 7, 2, 1), (2, 4, 3, 8, 8, 2, 0)]                 # stride 2, non-square
+
+
+def _cost(in_c, out_c, k, Ho, Wo, bias=True):
+    return out_c * (in_c * k * k + bias), Ho * Wo * out_c * in_c * k * k, Ho, Wo
+
+
+conv_cost = Exercise(
+    "conv_cost", _cost_reference, conv_cost_solution, _cost_cases,
+    "parameters, multiply-adds and output size match an npnet Conv2D for the course's two convolutions, with "
+    "'same' padding, and with stride 2",
+    returns=("parameters", "multiply-adds", "Ho", "Wo"),
+    mistakes=[
+        ("the parameter count leaves out the biases: each of the F kernels has one, so F·(C·k·k + 1).",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1, bias=False)),
+        ("the output size ignores the padding: padding adds p rows on each side, Ho = (H + 2p - k) // s + 1.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H - k) // s + 1, (W - k) // s + 1)),
+        ("the output size ignores the stride: Ho = (H + 2p - k) // s + 1.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, H + 2 * p - k + 1, W + 2 * p - k + 1)),
+        ("the output size is one too small: a k-wide kernel fits H - k + 1 times in H pixels, not H - k.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) // s, (W + 2 * p - k) // s)),
+        ("the multiply-adds are twice the answer: you counted FLOPs (a multiply and an add each); count each "
+         "multiply-add once.", lambda C, F, k, H, W, s, p: (lambda r: (r[0], 2 * r[1], r[2], r[3]))(
+             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+        ("the multiply-adds leave out the input channels: each output value sums over C·k·k inputs, not k·k.",
+         lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // C, r[2], r[3]))(
+             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+    ],
+    hint_text="Output size: Ho = (H + 2·padding - k) // stride + 1, the same for Wo. Parameters: F kernels of "
+              "C·k·k weights, plus F biases. Multiply-adds: Ho·Wo·F output values, each a dot product of C·k·k.",
+)
+
+
+# -- the backward pass of a global average pool -------------------------------------------------------------
+def global_avg_pool_backward_solution(grad, x_shape):
+    """(N, C) gradient of the pooled output, the input's shape (N, C, H, W) -> (N, C, H, W) gradient."""
+    N, C, H, W = x_shape
+    # every pixel of a map contributes 1/(H·W) of the map's mean, so each gets that share of the gradient
+    return np.broadcast_to(grad[:, :, None, None] / (H * W), x_shape).copy()
+
+
+def _gap_numerical(grad, x_shape):
+    """Central differences (float64) of L = sum(x.mean(axis=(2, 3)) · grad) at a random x."""
+    x = np.random.default_rng(1).standard_normal(x_shape)
+    return numerical_grad(lambda: float(np.sum(x.mean(axis=(2, 3)) * grad)), x)
+
+
+def _gap_cases(rng):
+    shapes = [(1, 1, 4, 4), (2, 3, 5, 7), (4, 8, 4, 4), (3, 2, 6, 3)]
+    return [(rng.standard_normal(shape[:2]), shape) for shape in shapes]
+
+
+def _spread(grad, shape, divisor):
+    return np.broadcast_to(grad[:, :, None, None] / divisor, shape).copy()
+
+
+global_avg_pool_backward = Exercise(
+    "global_avg_pool_backward", _gap_numerical, global_avg_pool_backward_solution, _gap_cases,
+    "matches central differences (float64) of the mean over each map, for a batch of 1, square and non-square maps",
+    numerical=_gap_numerical,
+    mistakes=[
+        ("every pixel gets the whole gradient: the forward pass divides the map's sum by H·W, so each pixel gets "
+         "1/(H·W) of it.", lambda g, s: _spread(g, s, 1)),
+        ("the gradient is divided by N·H·W: the mean is over each map's H·W pixels, not over the batch too.",
+         lambda g, s: _spread(g, s, s[0] * s[2] * s[3])),
+        ("the gradient is divided by H + W: a map has H·W pixels.", lambda g, s: _spread(g, s, s[2] + s[3])),
+        ("all of a map's gradient goes to one pixel: that is how a max is differentiated, but every pixel "
+         "contributes equally to a mean.",
+         lambda g, s: np.pad(g[:, :, None, None], ((0, 0), (0, 0), (0, s[2] - 1), (0, s[3] - 1)))),
+    ],
+    hint_text="out[n, c] = (1/(H·W)) · sum over (i, j) of x[n, c, i, j], so d out[n, c] / d x[n, c, i, j] = 1/(H·W) "
+              "for every pixel of that map. Broadcast grad[:, :, None, None] / (H·W) to the input's shape.",
+)
