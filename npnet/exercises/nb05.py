@@ -40,7 +40,15 @@ def _dropout_cases(rng):
         return (rng.standard_normal(shape), p, rng.random(shape, np.float32), training)
     return [case((1, 5), 0.2, True), case((7, 128), 0.5, True), case((4, 3, 6, 6), 0.3, True),
             case((64, 32), 0.0, True),                                  # p = 0: nothing is dropped
+            _tie(case((8, 16), 0.5, True)),                              # draws exactly p: kept, as u >= p says
             case((7, 128), 0.5, False), case((16, 10), 0.2, False)]     # evaluation mode
+
+
+def _tie(case):
+    """The same case with some draws exactly equal to p (0.5 is exact in float32): u >= p keeps them, u > p would not."""
+    x, p, u, training = case
+    u[:, :4] = p
+    return x, p, u, training
 
 
 def _keep(u, p):
@@ -49,8 +57,8 @@ def _keep(u, p):
 
 dropout = Exercise(
     "dropout", _dropout_reference, dropout_solution, _dropout_cases,
-    "matches npnet's Dropout draw for draw on batches of 1, 7, 64 and a 4-D batch, for p = 0, 0.2, 0.3 and 0.5, "
-    "in training and in evaluation mode",
+    "matches npnet's Dropout draw for draw on batches of 1, 7, 8, 64 and a 4-D batch, for p = 0, 0.2, 0.3 and 0.5 "
+    "(draws exactly equal to p included), in training and in evaluation mode",
     mistakes=[
         ("the kept units are not scaled: divide them by 1 - p, the probability of keeping, so that each unit's "
          "expected value stays x and the next layer sees the same scale in training and at test time.",
@@ -73,6 +81,9 @@ dropout = Exercise(
          "equals x.", lambda x, p, u, t: x * _keep(u, p) * (1 - p) if t else x),
         ("the survivors are scaled by 1/p: divide by the probability of keeping a unit, 1 - p.",
          lambda x, p, u, t: x * _keep(u, p) / p if t else x),
+        ("you keep where u > p: a draw exactly equal to p is dropped, but npnet (and the docstring) keep where "
+         "u >= p, so the two masks differ on such draws.",
+         lambda x, p, u, t: x * (u > p) / (1 - p) if t else x),
         ("keeping where u < 1 - p is right in distribution, but it is not npnet's mask draw for draw: keep where "
          "u >= p, as the docstring says, so that your output can be compared with npnet's.",
          lambda x, p, u, t: x * (u < 1 - p) / (1 - p) if t else x),
