@@ -1,4 +1,4 @@
-"""Notebook 01's exercises: a stable softmax, the mean cross-entropy, and its gradient with respect to W and b."""
+"""Notebook 01's exercises: a stable softmax, the mean cross-entropy, its gradient with respect to W and b, and per-pixel norm stats."""
 
 import numpy as np
 
@@ -25,12 +25,14 @@ def _softmax_cases(rng):
     big = rng.standard_normal((4, 10)) * 3
     big[:, 0] = 1000.0                                  # a logit of +1000: exp overflows unless shifted
     big[:, 1] = -1000.0
-    return cases + [(big,)]
+    mixed = rng.standard_normal((3, 10))               # one row far above the others: a batch-wide max
+    mixed[0, 4] = 1000.0                                # would push the other rows' exp down to 0
+    return cases + [(big,), (mixed,)]
 
 
 softmax = Exercise(
     "softmax", losses.softmax, softmax_solution, _softmax_cases,
-    "matches npnet.softmax on batches of 1, 7 and 128, and stays finite for logits of ±1000",
+    "matches npnet.softmax on batches of 1, 7 and 128, and stays finite for logits of ±1000, in every row",
     mistakes=[
         ("softmax gives NaN for a logit of 1000: exp(1000) overflows. Subtract each row's max first; "
          "softmax(z - c) = softmax(z).", lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)),
@@ -38,6 +40,9 @@ softmax = Exercise(
          lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()),
         ("the columns sum to 1 instead of the rows: each row is one image, so sum over axis=1.",
          lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)),
+        ("you subtracted the largest logit of the whole batch: a row whose logits all lie far below it gets "
+         "exp(...) = 0 everywhere, and 0/0 = NaN. Subtract each row's own max (axis=1, keepdims=True).",
+         lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(axis=1, keepdims=True)),
     ],
     hint_text="exp of a large logit overflows to inf, and inf/inf is NaN. Softmax does not change if you subtract "
               "the same number from every logit of a row, so subtract the row's max (keepdims=True keeps the "
@@ -75,6 +80,9 @@ cross_entropy = Exercise(
         ("the loss is inf or NaN for a logit of 1000: log(softmax) underflows to log(0). Compute log-softmax "
          "directly, z - max - log(sum(exp(z - max))).",
          lambda z, y: -np.log(np.exp(z)[np.arange(len(y)), y] / np.exp(z).sum(axis=1)).mean()),
+        ("the loss is inf for a logit of 1000: a stable softmax still rounds a wrong label's probability "
+         "to 0, and log(0) = -inf. Compute log-softmax directly, z - max - log(sum(exp(z - max))), and pick "
+         "from that.", lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).mean()),
         ("the sign is flipped: the loss is minus the mean log-probability, so it is positive.",
          lambda z, y: losses.log_softmax(z)[np.arange(len(y)), y].mean()),
     ],
@@ -128,9 +136,15 @@ softmax_grads = Exercise(
          lambda X, W, b, y: (X.T @ _delta(X, W, b, y), _delta(X, W, b, y).sum(axis=0))),
         ("dW and db are N times too small: the 1/N is counted twice (once in delta, once more after).",
          lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y) ** 2, _delta(X, W, b, y).sum(axis=0) / len(y) ** 2)),
-        ("db is the mean of P - Y over the batch divided by N again, or not summed: db = sum over n of delta[n], "
-         "a (C,) vector, where delta already holds the 1/N.",
+        ("db is N times too small: delta = (P - Y) / N already holds the 1/N, so db is its sum over the batch "
+         "(axis=0), not its mean.",
          lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), _delta(X, W, b, y).mean(axis=0) / len(y))),
+        ("db has shape (N, C): the bias is added to every row, so its gradient sums delta over the batch "
+         "(axis=0) into a (C,) vector.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), _delta(X, W, b, y) / len(y))),
+        ("dW is transposed, (C, D) instead of W's (D, C): the sum over the batch must be the inner dimension, "
+         "so X.T (D, N) goes on the left of delta (N, C).",
+         lambda X, W, b, y: (_delta(X, W, b, y).T @ X / len(y), _delta(X, W, b, y).sum(axis=0) / len(y))),
         ("you used P where the answer needs P - Y: subtract 1 at each image's label (the one-hot Y).",
          lambda X, W, b, y: (X.T @ losses.softmax(X @ W + b) / len(y), losses.softmax(X @ W + b).sum(axis=0) / len(y))),
         ("the sign is flipped: the gradient is (P - Y), not (Y - P). Gradient descent then subtracts it.",
@@ -139,4 +153,49 @@ softmax_grads = Exercise(
     hint_text="delta = (P - Y) / N, with P = softmax(X @ W + b) and Y one-hot (subtract 1 at each row's label). "
               "Shapes decide the rest: dW must be (D, C) = (D, N) @ (N, C), so X.T goes on the left; db sums delta "
               "over the batch.",
+)
+
+
+# -- exercise 2 at the end: per-pixel norm stats ------------------------------------------------------------
+def pixel_stats_solution(X):
+    """(N, D) training inputs -> mean (D,), std (D,): per pixel, with a std of 0 replaced by 1."""
+    mean = X.mean(axis=0)                             # one number per pixel: average over the images (axis 0)
+    std = X.std(axis=0)
+    std[std == 0] = 1                                 # a pixel that never varies: x - mean is 0 anyway; avoid 0/0
+    return mean, std
+
+
+def _pixel_stats_reference(X):
+    # npnet standardises with one global mean and std (data.load_splits); its per-pixel counterpart is this
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _pixel_stats_cases(rng):
+    cases = []
+    for n, d in ((1, 6), (7, 12), (50, 30)):
+        X = rng.random((n, d)) * (rng.random((n, d)) < 0.4)   # mostly-blank 'pixels' in [0, 1)
+        X[:, 0] = 0.0                                   # a border pixel: blank in every image
+        X[:, -1] = 0.5                                  # a pixel with the same value everywhere
+        cases.append((X,))
+    return cases
+
+
+pixel_stats = Exercise(
+    "pixel_stats", _pixel_stats_reference, pixel_stats_solution, _pixel_stats_cases,
+    "per-pixel mean and std on batches of 1, 7 and 50, with never-varying pixels given std 1",
+    returns=("mean", "std"),
+    mistakes=[
+        ("some stds are 0 or tiny: a pixel that is the same in every image (the border) has std 0, and dividing "
+         "by it gives NaN, inf or a huge number. Replace a std of 0 by 1.", lambda X: (X.mean(axis=0), X.std(axis=0))),
+        ("your stats are per image (axis=1), one pair per row: per pixel means over the images, axis=0, one "
+         "pair per pixel.", lambda X: (X.mean(axis=1), np.where(X.std(axis=1) > 0, X.std(axis=1), 1.0))),
+        ("you returned one global mean and std, repeated: each pixel needs its own, over the images (axis=0).",
+         lambda X: (np.full(X.shape[1], X.mean()), np.full(X.shape[1], X.std() if X.std() > 0 else 1.0))),
+        ("you used the sample std (ddof=1): use np.std's default, ddof=0, as npnet's norm stats do; with one "
+         "image, ddof=1 even divides by 0.",
+         lambda X: (X.mean(axis=0), np.where(X.std(axis=0, ddof=1) > 0, X.std(axis=0, ddof=1), 1.0))),
+    ],
+    hint_text="X.mean(axis=0) and X.std(axis=0) average over the images, leaving one number per pixel. Then "
+              "look for the pixels whose std is 0 and set it to 1 (a boolean mask, or np.where).",
 )
