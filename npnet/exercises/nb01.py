@@ -27,12 +27,13 @@ def _softmax_cases(rng):
     big[:, 1] = -1000.0
     mixed = rng.standard_normal((3, 10))               # one row far above the others: a batch-wide max
     mixed[0, 4] = 1000.0                                # would push the other rows' exp down to 0
-    return cases + [(big,), (mixed,)]
+    high = rng.standard_normal((3, 10)) * 3 + 1000.0   # every logit near 1000: clipping them is not softmax
+    return cases + [(big,), (mixed,), (high,)]
 
 
 softmax = Exercise(
     "softmax", losses.softmax, softmax_solution, _softmax_cases,
-    "matches npnet.softmax on batches of 1, 7 and 128, and stays finite for logits of ±1000, in every row",
+    "matches npnet.softmax on batches of 1, 7 and 128, and stays finite and exact for logits of ±1000, in every row",
     mistakes=[
         ("softmax gives NaN for a logit of 1000: exp(1000) overflows. Subtract each row's max first; "
          "softmax(z - c) = softmax(z).", lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)),
@@ -85,6 +86,9 @@ cross_entropy = Exercise(
          "from that.", lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).mean()),
         ("the sign is flipped: the loss is minus the mean log-probability, so it is positive.",
          lambda z, y: losses.log_softmax(z)[np.arange(len(y)), y].mean()),
+        ("you added a small eps (or clipped p) before the log: a label given probability e^-1000 then costs about "
+         "28 instead of about 1000. Compute log-softmax directly, z - max - log(sum(exp(z - max))), and take no log of p.",
+         lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y] + 1e-12).mean()),
     ],
     hint_text="Compute log-probabilities first: log_softmax(z) = z - max - log(sum(exp(z - max))) per row. Then "
               "pick each row's entry at its label with fancy indexing, log_probs[np.arange(N), y], and average.",
@@ -93,7 +97,7 @@ cross_entropy = Exercise(
 
 # -- the gradient with respect to W and b -------------------------------------------------------------------
 def softmax_grads_solution(X, W, b, y):
-    """(N, D) inputs, (D, C) weights, (C,) bias, (N,) labels -> dL/dW (D, C), dL/db (C,), L the mean CE."""
+    """(N, D) inputs, (D, C) weights, (C,) bias, (N,) labels -> dL/dW (D, C), dL/db (C,), for L the mean cross-entropy."""
     logits = X @ W + b                                # (N, C)
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = e / e.sum(axis=1, keepdims=True)          # (N, C) softmax
@@ -117,8 +121,10 @@ def _grads_numerical(X, W, b, y):
 
 
 def _grads_cases(rng):
-    return [(rng.standard_normal((n, d)), rng.standard_normal((d, 10)), rng.standard_normal(10), rng.integers(0, 10, n))
-            for n, d in ((1, 5), (7, 12), (32, 20))]
+    cases = [(rng.standard_normal((n, d)), rng.standard_normal((d, 10)), rng.standard_normal(10), rng.integers(0, 10, n))
+             for n, d in ((1, 5), (7, 12), (32, 20))]
+    X, W, b, y = cases[1]
+    return cases + [(X * 300, W, b, y)]                 # logits in the hundreds: softmax must be the stable one
 
 
 def _delta(X, W, b, y):
@@ -177,6 +183,9 @@ def _pixel_stats_cases(rng):
         X = rng.random((n, d)) * (rng.random((n, d)) < 0.4)   # mostly-blank 'pixels' in [0, 1)
         X[:, 0] = 0.0                                   # a border pixel: blank in every image
         X[:, -1] = 0.5                                  # a pixel with the same value everywhere
+        if n > 1:
+            X[:, 1] = 0.0
+            X[0, 1] = 0.1                               # inked faintly in one image: a small std, but not 0
         cases.append((X,))
     return cases
 

@@ -121,6 +121,12 @@ def adam_step_solution(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, ep
     return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
+def _efficient_adam(p, g, m, v, t, lr, b1, b2, eps):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g ** 2
+    return p - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps), m, v
+
+
 class _OneArray:
     """A stand-in 'layer' that holds one parameter array, so that npnet.Adam can step it."""
 
@@ -160,6 +166,9 @@ adam_step = Exercise(
     "to 1e-9 (below eps) and for other lr, betas and eps",
     returns=("param", "m", "v"), rtol=1e-6, atol=1e-12,
     mistakes=[
+        ("you folded the bias correction into lr (the 'efficient' form at the end of Kingma & Ba's algorithm): eps "
+         "then divides a differently scaled sqrt(v). npnet, like PyTorch, steps by m_hat / (sqrt(v_hat) + eps).",
+         lambda p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8: _efficient_adam(p, g, m, v, t, lr, b1, b2, eps)),
         ("no bias correction: m and v start at 0, so early on they are too small. Divide m by (1 - beta1**t) "
          "and v by (1 - beta2**t) before the step (keep the uncorrected m and v for the next step).",
          lambda p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8: (
