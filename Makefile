@@ -27,9 +27,10 @@ lab: setup data
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.open_browser=False --port=$(PORT) \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The notebooks write their figures to a temporary folder here, so that a test run leaves the work tree clean.
 test: setup data
-	$(PY) -m pytest tests notebooks app --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+	@figs=$$(mktemp -d) && NPNET_FIGURES=$$figs $(PY) -m pytest tests notebooks app --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider; status=$$?; rm -rf $$figs; exit $$status
 
 # The drawing app as a web page: Voila runs app/draw_a_digit.ipynb with no code shown, on loopback only.
 demo: setup data $(MODEL)
