@@ -55,13 +55,15 @@ SIDE, CHANNELS = _int(1, 28), _int(1, 1024)
 PROBABILITY = "a number in [0, 1)", lambda v: type(v) in (int, float) and 0 <= v < 1
 SHAPE = ("a list of 1 to 3 integers from 1 to 784",
          lambda v: type(v) is list and 1 <= len(v) <= 3 and all(type(d) is int and 1 <= d <= 784 for d in v))
+NHWC = ('"NHWC": channels-last, npnet\'s layout (a file without it was saved by an older, channels-first npnet: '
+        'retrain it, e.g. `python -m npnet train --model cnn`)', lambda v: v == "NHWC")
 LAYERS = {
     "Dense": (L.Dense, {"fan_in": _int(1, MAX_VALUES), "fan_out": _int(1, MAX_VALUES)}),
     "ReLU": (L.ReLU, {}),
     "Dropout": (L.Dropout, {"p": PROBABILITY}),
     "Reshape": (C.Reshape, {"shape": SHAPE}),
     "Conv2D": (C.Conv2D, {"in_channels": CHANNELS, "out_channels": CHANNELS, "kernel_size": SIDE,
-                          "stride": SIDE, "padding": _int(0, 14)}),
+                          "stride": SIDE, "padding": _int(0, 14), "layout": NHWC}),
     "MaxPool2D": (C.MaxPool2D, {"size": SIDE}),
     "Flatten": (C.Flatten, {}),
 }
@@ -69,7 +71,7 @@ LAYERS = {
 
 def build(specs):
     """Layers from specs that load has checked, with fresh weights (load fills them in)."""
-    return [LAYERS[spec["type"]][0](**{k: v for k, v in spec.items() if k != "type"}) for spec in specs]
+    return [LAYERS[spec["type"]][0](**{k: v for k, v in spec.items() if k not in ("type", "layout")}) for spec in specs]
 
 
 def save(path, model, stats, **meta):
@@ -164,7 +166,7 @@ def _param_shapes(specs):
             shapes.update({f"layer{i}.W": (s["fan_in"], s["fan_out"]), f"layer{i}.b": (s["fan_out"],)})
         elif s["type"] == "Conv2D":
             k, c_out = s["kernel_size"], s["out_channels"]
-            shapes.update({f"layer{i}.W": (c_out, s["in_channels"], k, k), f"layer{i}.b": (c_out,)})
+            shapes.update({f"layer{i}.W": (k, k, s["in_channels"], c_out), f"layer{i}.b": (c_out,)})
     return shapes
 
 
@@ -182,21 +184,21 @@ def _output_shape(spec, shape):
             raise ValueError(f"cannot reshape {shape} to {tuple(spec['shape'])}")
         return tuple(spec["shape"])
     if kind in ("Conv2D", "MaxPool2D"):
-        if len(shape) != 3 or kind == "Conv2D" and shape[0] != spec["in_channels"]:
+        if len(shape) != 3 or kind == "Conv2D" and shape[2] != spec["in_channels"]:
             want = spec["in_channels"] if kind == "Conv2D" else "C"
-            raise ValueError(f"takes inputs of shape ({want}, H, W) but gets {shape}")
-        c, height, width = shape
+            raise ValueError(f"takes inputs of shape (H, W, {want}) but gets {shape}")
+        height, width, c = shape
         if kind == "MaxPool2D":
             size = spec["size"]
             if min(height, width) < size:
                 raise ValueError(f"cannot pool {size}×{size} windows from {shape}")
-            return (c, height // size, width // size)
+            return (height // size, width // size, c)
         k, s, p = spec["kernel_size"], spec["stride"], spec["padding"]
-        out = (spec["out_channels"], (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1)
+        out = ((height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1, spec["out_channels"])
         if min(out) < 1:
             raise ValueError(f"a {k}×{k} kernel does not fit in {shape} padded by {p}")
-        if c * k * k * out[1] * out[2] > MAX_VALUES:
-            raise ValueError(f"needs a patch matrix of {c * k * k * out[1] * out[2]:,} values per image, "
+        if c * k * k * out[0] * out[1] > MAX_VALUES:
+            raise ValueError(f"needs a patch matrix of {c * k * k * out[0] * out[1]:,} values per image, "
                              f"more than the {MAX_VALUES:,} npnet allows")
         return out
     return shape  # ReLU, Dropout

@@ -1,5 +1,6 @@
 """Conv2D, MaxPool2D, Flatten and Reshape: gradient checks in float64, a naive loop as the reference, shapes, a CNN file."""
 
+import json
 import re
 import subprocess
 import sys
@@ -7,26 +8,26 @@ import sys
 import numpy as np
 import pytest
 
-from npnet import gradcheck
+from npnet import gradcheck, modelfile
 from npnet import model as M
 from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape, col2im, im2col
-from npnet.layers import Dense
+from npnet.layers import Dense, ReLU
 from npnet.recipes import cnn, model_path
 
 
 def naive_conv(x, W, b, stride=1, padding=0):
-    """The definition, one output value at a time: (N, C, H, W) -> (N, F, Ho, Wo)."""
-    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    N, C, H, Wd = x.shape
-    F, _, k, _ = W.shape
+    """The definition, one output value at a time: (N, H, W, C) images, (k, k, C, F) kernels -> (N, Ho, Wo, F)."""
+    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    N, H, Wd, C = x.shape
+    k, _, _, F = W.shape
     Ho, Wo = (H - k) // stride + 1, (Wd - k) // stride + 1
-    out = np.zeros((N, F, Ho, Wo))
+    out = np.zeros((N, Ho, Wo, F))
     for n in range(N):
         for f in range(F):
             for i in range(Ho):
                 for j in range(Wo):
-                    patch = x[n, :, i * stride:i * stride + k, j * stride:j * stride + k]
-                    out[n, f, i, j] = np.sum(patch * W[f]) + b[f]
+                    patch = x[n, i * stride:i * stride + k, j * stride:j * stride + k, :]   # (k, k, C)
+                    out[n, i, j, f] = np.sum(patch * W[:, :, :, f]) + b[f]
     return out
 
 
@@ -36,7 +37,7 @@ def test_conv_matches_the_naive_loop(C, F, k, stride, padding):
     rng = np.random.default_rng(0)
     layer = Conv2D(C, F, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
     layer.params["b"][...] = rng.standard_normal(F)
-    x = rng.standard_normal((2, C, 9, 8))
+    x = rng.standard_normal((2, 9, 8, C))
     out = layer.forward(x)
     want = naive_conv(x, layer.params["W"], layer.params["b"], stride, padding)
     assert out.shape == want.shape
@@ -48,20 +49,20 @@ def test_conv_gradients(C, F, k, stride, padding):
     rng = np.random.default_rng(1)
     layer = Conv2D(C, F, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
     layer.params["b"][...] = rng.standard_normal(F)
-    errors = gradcheck.check_layer(layer, rng.standard_normal((2, C, 7, 6)), rng)
+    errors = gradcheck.check_layer(layer, rng.standard_normal((2, 7, 6, C)), rng)
     assert set(errors) == {"x", "W", "b"}
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("size, shape", [(2, (2, 3, 6, 8)), (2, (2, 2, 7, 5)), (3, (1, 2, 9, 6))])
+@pytest.mark.parametrize("size, shape", [(2, (2, 6, 8, 3)), (2, (2, 7, 5, 2)), (3, (1, 9, 6, 2))])
 def test_maxpool_gradients_and_values(size, shape):
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)  # continuous random values: no ties, so the max is differentiable
     layer = MaxPool2D(size)
     out = layer.forward(x)
-    N, C, H, W = shape
+    N, H, W, C = shape
     Ho, Wo = H // size, W // size
-    want = x[:, :, :Ho * size, :Wo * size].reshape(N, C, Ho, size, Wo, size).max(axis=(3, 5))
+    want = x[:, :Ho * size, :Wo * size].reshape(N, Ho, size, Wo, size, C).max(axis=(2, 4))
     assert np.array_equal(out, want)
     errors = gradcheck.check_layer(layer, x, rng)
     assert errors["x"] < 1e-6, errors
@@ -69,7 +70,7 @@ def test_maxpool_gradients_and_values(size, shape):
 
 def test_maxpool_backward_survives_a_later_in_place_change_to_its_output():
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((2, 3, 6, 6))
+    x = rng.standard_normal((2, 6, 6, 3))
     layer = MaxPool2D(2)
     out = layer.forward(x)
     grad = rng.standard_normal(out.shape)
@@ -78,28 +79,47 @@ def test_maxpool_backward_survives_a_later_in_place_change_to_its_output():
     assert np.array_equal(layer.backward(grad), want)
 
 
-def test_maxpool_sends_a_tied_window_gradient_to_one_position():
-    x = np.zeros((1, 1, 2, 2))
+def test_maxpool_sends_a_tied_window_gradient_to_the_first_max_row_by_row():
     layer = MaxPool2D(2)
+    for window, first in [([[0, 0], [0, 0]], (0, 0)), ([[0, 1], [1, 1]], (0, 1)), ([[0, 0], [2, 2]], (1, 0)),
+                          ([[-3, -2], [-2, -1]], (1, 1))]:
+        layer.forward(np.array(window, float)[None, :, :, None])                    # (1, 2, 2, 1)
+        dx = layer.backward(np.ones((1, 1, 1, 1)))[0, :, :, 0]
+        assert dx.sum() == 1.0 and dx[first] == 1.0, (window, dx)
+    x = np.random.default_rng(9).integers(0, 3, (4, 6, 6, 5)).astype(float)       # many ties
     layer.forward(x)
-    dx = layer.backward(np.ones((1, 1, 1, 1)))
-    assert dx.sum() == 1.0 and dx[0, 0, 0, 0] == 1.0
+    windows = x.reshape(4, 3, 2, 3, 2, 5).transpose(0, 1, 3, 5, 2, 4).reshape(4, 3, 3, 5, 4)
+    assert np.array_equal(layer.argmax, windows.argmax(axis=-1))                    # np.argmax's choice
+
+
+def test_pool_then_relu_is_relu_then_pool_forward_and_backward():
+    # maxpool(relu(x)) == relu(maxpool(x)); so are the gradients wherever the pooled max is not 0
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 8, 8, 4))
+    grad = rng.standard_normal((3, 4, 4, 4))
+    a = [MaxPool2D(2), ReLU()]
+    b = [ReLU(), MaxPool2D(2)]
+    assert np.array_equal(M.forward(a, x), M.forward(b, x))
+    assert np.array_equal(M.backward(a, grad), M.backward(b, grad))
+    assert gradcheck.check_model([Reshape((8, 8, 1)), Conv2D(1, 3, 3, rng=rng, dtype=np.float64), MaxPool2D(2), ReLU(),
+                                  Flatten(), Dense(27, 4, rng, np.float64)],
+                                 rng.standard_normal((3, 64)), rng.integers(0, 4, 3))["layer1.W"] < 1e-6
 
 
 def test_flatten_and_reshape_gradients_and_round_trip():
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 2, 4, 5))
+    x = rng.standard_normal((3, 4, 5, 2))
     assert gradcheck.check_layer(Flatten(), x, rng)["x"] < 1e-6
     assert gradcheck.check_layer(Reshape((5, 8)), x, rng)["x"] < 1e-6
     flat = Flatten().forward(x)
-    assert flat.shape == (3, 40) and np.array_equal(Reshape((2, 4, 5)).forward(flat), x)
+    assert flat.shape == (3, 40) and np.array_equal(Reshape((4, 5, 2)).forward(flat), x)
 
 
 def test_im2col_and_col2im_are_adjoint():
     # <im2col(x), c> == <x, col2im(c)> for all x, c: col2im is exactly im2col's transpose
     rng = np.random.default_rng(4)
     for k, stride in [(3, 1), (2, 2), (3, 2)]:
-        x = rng.standard_normal((2, 3, 7, 8))
+        x = rng.standard_normal((2, 7, 8, 3))
         cols = im2col(x, k, stride)
         c = rng.standard_normal(cols.shape)
         assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, k, stride)))
@@ -113,11 +133,11 @@ def test_cnn_shapes_dtype_and_whole_model_gradients():
     for layer in model:
         X = layer.forward(X)
         shapes.append(X.shape[1:])
-    assert shapes == [(1, 28, 28), (32, 24, 24), (32, 24, 24), (32, 12, 12), (64, 8, 8), (64, 8, 8),
-                      (64, 4, 4), (1024,), (128,), (128,), (128,), (10,)]
+    assert shapes == [(28, 28, 1), (24, 24, 32), (12, 12, 32), (12, 12, 32), (8, 8, 64), (4, 4, 64),
+                      (4, 4, 64), (1024,), (128,), (128,), (128,), (10,)]
     assert X.dtype == np.float32 and M.backward(model, np.ones_like(X)).shape == (4, 784)
 
-    small = [Reshape((1, 6, 6)), Conv2D(1, 2, 3, rng=rng, dtype=np.float64), MaxPool2D(2),
+    small = [Reshape((6, 6, 1)), Conv2D(1, 2, 3, rng=rng, dtype=np.float64), MaxPool2D(2),
              Conv2D(2, 3, 2, padding=1, rng=rng, dtype=np.float64), Flatten(), Dense(27, 4, rng, np.float64)]
     errors = gradcheck.check_model(small, rng.standard_normal((3, 36)), rng.integers(0, 4, 3))
     assert len(errors) == 6 and max(errors.values()) < 1e-6, errors
@@ -134,10 +154,10 @@ def test_cnn_save_load_round_trip(tmp_path):
 
 
 def test_bad_input_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"expects \(N, 3, H, W\)"):
-        Conv2D(3, 4, 3).forward(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"expects \(N, H, W, 3\)"):
+        Conv2D(3, 4, 3).forward(np.zeros((2, 8, 8, 1), np.float32))
     with pytest.raises(ValueError, match="does not fit"):
-        Conv2D(1, 4, 5).forward(np.zeros((2, 1, 4, 4), np.float32))
+        Conv2D(1, 4, 5).forward(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="MaxPool2D"):
         MaxPool2D(2).forward(np.zeros((2, 8), np.float32))
 
@@ -153,3 +173,16 @@ def test_the_shipped_cnn_scores_at_least_99_2_percent_from_the_command_line():
     assert acc >= 99.2, done.stdout
     _, _, header = M.load(path)
     assert header["test_acc"] >= 0.992 and header["num_epochs"] == len(header["dev_acc_per_epoch"])
+
+
+def test_a_channels_first_cnn_file_from_an_older_npnet_is_refused_with_the_fix(tmp_path):
+    path = M.save(tmp_path / "new.npz", cnn(rng=np.random.default_rng(6)), (np.float32(0.13), np.float32(0.31)))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if name != "header"}
+        header = json.loads(str(z["header"]))
+    for spec in header["layers"]:
+        spec.pop("layout", None)                                  # as an older, channels-first npnet wrote it
+    header["sha256"] = modelfile._digest(header, arrays)         # a sound file, only from the old layout
+    np.savez(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(M.ModelError, match=r"layout must be \"NHWC\".*retrain it"):
+        M.load(tmp_path / "old.npz")

@@ -192,9 +192,9 @@ def test_non_finite_parameters_and_a_bad_std_are_refused(tmp_path, key, value, s
         M.load(path)
 
 
-def _small_cnn(head=10, shape=(1, 28, 28), fan_in=288):
+def _small_cnn(head=10, shape=(28, 28, 1), fan_in=288):
     rng = np.random.default_rng(0)
-    return [Reshape(shape), Conv2D(1, 2, 5, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(fan_in, head, rng)]
+    return [Reshape(shape), Conv2D(1, 2, 5, rng=rng), MaxPool2D(2), ReLU(), Flatten(), Dense(fan_in, head, rng)]
 
 
 @pytest.mark.parametrize("make, match", [
@@ -203,8 +203,8 @@ def _small_cnn(head=10, shape=(1, 28, 28), fan_in=288):
     (lambda: M.mlp((100, 32, 10)), r"layers\[0\] \(Dense\) takes inputs of shape \(100,\) but gets \(784,\)"),
     (lambda: _small_cnn(head=3), r"map \(N, 784\) images to \(N, 3\), not to 10"),
     (lambda: _small_cnn(fan_in=300), r"layers\[5\] \(Dense\) takes inputs of shape \(300,\) but gets \(288,\)"),
-    (lambda: _small_cnn(shape=(1, 32, 32), fan_in=392), r"layers\[0\] \(Reshape\) cannot reshape \(784,\) to \(1, 32, 32\)"),
-    (lambda: _small_cnn()[:1] + _small_cnn()[3:], r"layers\[3\] \(Dense\) takes inputs of shape \(288,\) but gets \(196,\)"),
+    (lambda: _small_cnn(shape=(32, 32, 1), fan_in=392), r"layers\[0\] \(Reshape\) cannot reshape \(784,\) to \(32, 32, 1\)"),
+    (lambda: _small_cnn()[:1] + _small_cnn()[2:], r"layers\[4\] \(Dense\) takes inputs of shape \(288,\) but gets \(196,\)"),
 ])
 def test_a_model_that_is_not_784_to_10_is_refused(tmp_path, make, match):
     path = M.save(tmp_path / "m.npz", make(), STATS)

@@ -86,13 +86,13 @@ def _relu_cases(rng):
     cases = [(rng.standard_normal(shape), rng.standard_normal(shape)) for shape in ((1, 9), (7, 12), (32, 16))]
     Z = rng.standard_normal((6, 10))
     Z[rng.random((6, 10)) < 0.3] = 0.0                    # exact zeros, as a ReLU's own output often has
-    images = rng.standard_normal((2, 3, 5, 5))              # any shape: a conv layer's (N, C, H, W)
-    return cases + [(Z, rng.standard_normal((6, 10))), (images, rng.standard_normal((2, 3, 5, 5)))]
+    images = rng.standard_normal((2, 5, 5, 3))              # any shape: a conv layer's (N, H, W, C)
+    return cases + [(Z, rng.standard_normal((6, 10))), (images, rng.standard_normal((2, 5, 5, 3)))]
 
 
 relu_backward = Exercise(
     "relu_backward", _relu_reference, relu_backward_solution, _relu_cases,
-    "matches npnet's ReLU.backward and central differences on batches of 1, 7 and 32, an (N, C, H, W) "
+    "matches npnet's ReLU.backward and central differences on batches of 1, 7 and 32, an (N, H, W, C) "
     "array, and inputs that are exactly 0",
     numerical=_relu_numerical,
     mistakes=[

@@ -94,92 +94,98 @@ dropout = Exercise(
 )
 
 
-# -- im2col -------------------------------------------------------------------------------------------------
+# -- im2col ---------------------------------------------------------------------------------------------------
 def im2col_solution(x, k, stride):
-    """(N, C, H, W), kernel side k, stride -> cols (C·k·k, N·Ho·Wo), rows ordered (c, u, v), columns (n, i, j)."""
-    N, C, H, W = x.shape
+    """(N, H, W, C), kernel side k, stride -> cols (N·Ho·Wo, k·k·C), rows ordered (n, i, j), columns (u, v, c)."""
+    N, H, W, C = x.shape
     Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
-    cols = np.empty((C, k, k, N, Ho, Wo), x.dtype)
+    cols = np.empty((N, Ho, Wo, k, k, C), x.dtype)
     for u in range(k):                                # one whole-batch copy per kernel offset (u, v)
         for v in range(k):
-            window = x[:, :, u:u + stride * Ho:stride, v:v + stride * Wo:stride]   # (N, C, Ho, Wo)
-            cols[:, u, v] = window.transpose(1, 0, 2, 3)                            # (C, N, Ho, Wo)
-    return cols.reshape(C * k * k, N * Ho * Wo)
+            cols[:, :, :, u, v] = x[:, u:u + stride * Ho:stride, v:v + stride * Wo:stride]   # (N, Ho, Wo, C)
+    return cols.reshape(N * Ho * Wo, k * k * C)
 
 
 def _im2col_cases(rng):
-    shapes = [((1, 1, 5, 5), 3, 1), ((2, 3, 7, 6), 3, 1), ((3, 2, 8, 9), 3, 2), ((2, 3, 8, 7), 3, 2),
-              ((2, 2, 9, 9), 5, 2), ((1, 2, 4, 4), 4, 1)]           # the last: one patch covering the image
+    shapes = [((1, 5, 5, 1), 3, 1), ((2, 7, 6, 3), 3, 1), ((3, 8, 9, 2), 3, 2), ((2, 8, 7, 3), 3, 2),
+              ((2, 9, 9, 2), 5, 2), ((1, 4, 4, 2), 4, 1)]           # the last: one patch covering the image
     return [(rng.standard_normal(shape), k, s) for shape, k, s in shapes]
 
 
 def _windows(x, k, stride):
-    """(N, C, Ho, Wo, k, k) patches, the building block of the wrong answers below."""
-    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    """(N, Ho, Wo, C, k, k) patches, the building block of the wrong answers below."""
+    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
 
 
-def _rows_last_channel(x, k, s):
-    return _windows(x, k, s).transpose(4, 5, 1, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+def _as_cols(windows, *axes):
+    """The windows with their axes in the given order, one row per patch: (N·Ho·Wo, k·k·C)."""
+    w = windows.transpose(*axes)
+    return w.reshape(-1, w.shape[3] * w.shape[4] * w.shape[5])
+
+
+def _channel_first(x, k, s):
+    return _as_cols(_windows(x, k, s), 0, 1, 2, 3, 4, 5)
 
 
 def _patch_transposed(x, k, s):
-    return _windows(x, k, s).transpose(1, 5, 4, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+    return _as_cols(_windows(x, k, s), 0, 1, 2, 5, 4, 3)
 
 
 def _patch_reversed(x, k, s):
-    return _windows(x, k, s)[..., ::-1, ::-1].transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * k * k, -1)
+    return _as_cols(_windows(x, k, s)[..., ::-1, ::-1], 0, 1, 2, 4, 5, 3)
 
 
-def _columns_ijn(x, k, s):
-    return _windows(x, k, s).transpose(1, 4, 5, 2, 3, 0).reshape(x.shape[1] * k * k, -1)
+def _rows_ijn(x, k, s):
+    return _as_cols(_windows(x, k, s), 1, 2, 0, 4, 5, 3)
 
 
 def _steps_of_one(x, k, s):
-    N, C, H, W = x.shape
+    N, H, W, C = x.shape
     Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
-    return _windows(x, k, 1)[:, :, :Ho, :Wo].transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, -1)
+    return _as_cols(_windows(x, k, 1)[:, :Ho, :Wo], 0, 1, 2, 4, 5, 3)
 
 
 im2col = Exercise(
     "im2col", conv.im2col, im2col_solution, _im2col_cases,
     "matches npnet.conv.im2col for 1 to 3 images, 1 to 3 channels, 3×3, 4×4 and 5×5 kernels, strides 1 and 2",
     mistakes=[
-        ("the rows are ordered (u, v, c), channel last, but K.reshape(F, -1) orders each kernel's weights (c, u, v): "
-         "put the channel first, so that row r of cols meets weight r of every kernel.", _rows_last_channel),
-        ("each patch is transposed: order the rows (c, u, v) with u the row offset and v the column offset inside "
-         "the patch, the order of K[f, c].ravel().", _patch_transposed),
-        ("each patch runs backwards, (c, k-1-u, k-1-v): that flips the kernel, the convolution of the maths books. "
+        ("the columns are ordered (c, u, v), channel first, but K.reshape(-1, F) lists each kernel's weights in "
+         "the order (u, v, c), channel last: put the channel last, so that column r of cols meets row r of W.",
+         _channel_first),
+        ("each patch is transposed: order the columns (u, v, c) with u the row offset and v the column offset "
+         "inside the patch, the order of K[:, :, :, f].ravel().", _patch_transposed),
+        ("each patch runs backwards, (k-1-u, k-1-v, c): that flips the kernel, the convolution of the maths books. "
          "Conv2D (like every deep-learning library) computes the cross-correlation, with the patch in its own "
          "order.", _patch_reversed),
-        ("the columns are ordered (i, j, n), but Conv2D reshapes W @ cols to (F, N, Ho, Wo): the image index n must "
-         "vary slowest, then the output row i, then the output column j.", _columns_ijn),
+        ("the rows are ordered (i, j, n), but Conv2D reshapes cols @ W to (N, Ho, Wo, F): the image index n must "
+         "vary slowest, then the output row i, then the output column j.", _rows_ijn),
         ("the stride is missing: with stride s there are Ho = (H - k) // s + 1 output rows, and patch (i, j) starts "
          "at pixel (i·s, j·s).", lambda x, k, s: conv.im2col(x, k, 1)),
         ("the size is right, but patch (i, j) starts at pixel (i, j): with stride s it starts at (i·s, j·s).",
          _steps_of_one),
-        ("cols is transposed: one COLUMN per patch, shape (C·k·k, N·Ho·Wo), so that W (F, C·k·k) @ cols works.",
+        ("cols is transposed: one ROW per patch, shape (N·Ho·Wo, k·k·C), so that cols @ W (k·k·C, F) works.",
          lambda x, k, s: conv.im2col(x, k, s).T),
     ],
     hint_text="Ho = (H - k) // stride + 1, and the same for Wo. For each kernel offset (u, v) the pixels under it, "
-              "for every image, channel and output position at once, are x[:, :, u : u + stride·Ho : stride, "
-              "v : v + stride·Wo : stride], an (N, C, Ho, Wo) array. Put them in an array of shape "
-              "(C, k, k, N, Ho, Wo) and reshape it to (C·k·k, N·Ho·Wo).",
+              "for every image, output position and channel at once, are x[:, u : u + stride·Ho : stride, "
+              "v : v + stride·Wo : stride], an (N, Ho, Wo, C) array. Put them in an array of shape "
+              "(N, Ho, Wo, k, k, C) at [:, :, :, u, v] and reshape it to (N·Ho·Wo, k·k·C).",
 )
 
 
 # -- the max-pool backward pass -----------------------------------------------------------------------------
 def maxpool_backward_solution(x, grad, size):
-    """(N, C, H, W) input of the forward pass, (N, C, H//size, W//size) gradient -> (N, C, H, W) gradient."""
-    N, C, H, W = x.shape
+    """(N, H, W, C) input of the forward pass, (N, H//size, W//size, C) gradient -> (N, H, W, C) gradient."""
+    N, H, W, C = x.shape
     Ho, Wo = H // size, W // size
-    # Each window as one row of size·size values, in row-major order inside the window: (N, C, Ho, Wo, size²).
-    windows = (x[:, :, :Ho * size, :Wo * size].reshape(N, C, Ho, size, Wo, size)
-               .transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, size * size))
+    # Each window as one row of size·size values, in row-major order inside the window: (N, Ho, Wo, C, size²).
+    windows = (x[:, :Ho * size, :Wo * size].reshape(N, Ho, size, Wo, size, C)
+               .transpose(0, 1, 3, 5, 2, 4).reshape(N, Ho, Wo, C, size * size))
     first_max = windows.argmax(axis=-1)                                # argmax returns the FIRST max on ties
-    routed = (np.arange(size * size) == first_max[..., None]) * grad[..., None]   # (N, C, Ho, Wo, size²)
+    routed = (np.arange(size * size) == first_max[..., None]) * grad[..., None]   # (N, Ho, Wo, C, size²)
     dx = np.zeros(x.shape, grad.dtype)                                 # rows/columns outside every window: 0
-    dx[:, :, :Ho * size, :Wo * size] = (routed.reshape(N, C, Ho, Wo, size, size)
-                                        .transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho * size, Wo * size))
+    dx[:, :Ho * size, :Wo * size] = (routed.reshape(N, Ho, Wo, C, size, size)
+                                     .transpose(0, 1, 4, 2, 5, 3).reshape(N, Ho * size, Wo * size, C))
     return dx
 
 
@@ -198,14 +204,13 @@ def _pool_numerical(x, grad, size):
     """
     pool = conv.MaxPool2D(size)
     out = pool.forward(x)
-    Ho, Wo = out.shape[2:]
-    ties = sum(np.asarray(v == out, int) for v in pool._offsets(x, Ho, Wo)) > 1
+    ties = (_upsample(out, x.shape, size) == x).reshape(-1).sum() > out.size     # some window has 2+ maxima
     h = 1e-5
-    if ties.any():
+    if ties:
         gaps = np.diff(np.unique(x))
         bump = min(1e-3, gaps.min() / (4 * size * size))
-        rank = np.add.outer(np.arange(x.shape[2]) % size * size, np.arange(x.shape[3]) % size)  # 0 = window's first
-        x = x + bump * (size * size - rank)
+        rank = np.add.outer(np.arange(x.shape[1]) % size * size, np.arange(x.shape[2]) % size)  # 0 = window's first
+        x = x + bump * (size * size - rank)[:, :, None]
         h = bump / 10
 
     def loss():
@@ -214,38 +219,40 @@ def _pool_numerical(x, grad, size):
 
 
 def _pool_cases(rng):
-    cases = [((1, 1, 4, 4), 2), ((2, 3, 6, 8), 2), ((3, 2, 7, 5), 2), ((2, 2, 9, 6), 3)]   # 7×5: a row/column left over
-    out = [(rng.standard_normal(shape), None, size) for shape, size in cases]
-    out.append((rng.integers(0, 3, (2, 3, 6, 6)).astype(np.float64), None, 2))           # many tied maxima
-    out.append((np.maximum(rng.standard_normal((2, 4, 6, 6)) - 0.5, 0), None, 2))         # after a ReLU: tied zeros
-    return [(x, rng.standard_normal((x.shape[0], x.shape[1], x.shape[2] // s, x.shape[3] // s)), s) for x, _, s in out]
+    cases = [((1, 4, 4, 1), 2), ((2, 6, 8, 3), 2), ((3, 7, 5, 2), 2), ((2, 9, 6, 2), 3)]   # 7×5: a row/column left over
+    out = [rng.standard_normal(shape) for shape, size in cases]
+    out.append(rng.integers(0, 3, (2, 6, 6, 3)).astype(np.float64))                       # many tied maxima
+    out.append(np.maximum(rng.standard_normal((2, 6, 6, 4)) - 0.5, 0))                     # after a ReLU: tied zeros
+    sizes = [size for _, size in cases] + [2, 2]
+    return [(x, rng.standard_normal((x.shape[0], x.shape[1] // s, x.shape[2] // s, x.shape[3])), s)
+            for x, s in zip(out, sizes)]
 
 
 def _upsample(grad, x_shape, size):
-    """Each window's gradient copied to all size×size of its pixels; 0 outside every window: (N, C, H, W)."""
+    """Each window's gradient copied to all size×size of its pixels; 0 outside every window: (N, H, W, C)."""
     dx = np.zeros(x_shape)
-    Ho, Wo = grad.shape[2:]
-    dx[:, :, :Ho * size, :Wo * size] = grad.repeat(size, axis=2).repeat(size, axis=3)
+    Ho, Wo = grad.shape[1:3]
+    dx[:, :Ho * size, :Wo * size] = grad.repeat(size, axis=1).repeat(size, axis=2)
     return dx
 
 
 def _window_max(x, size):
-    """Each window's max copied to all its pixels: (N, C, H, W)."""
+    """Each window's max copied to all its pixels: (N, H, W, C)."""
     return _upsample(conv.MaxPool2D(size).forward(x), x.shape, size)
 
 
 def _route(x, grad, size, pick):
-    """Send each window's gradient to the position pick(flat window values) -> (row, col) inside the window."""
-    N, C, H, W = x.shape
+    """Send each window's gradient to the position pick(window values) -> (row, col) inside the window."""
+    N, H, W, C = x.shape
     Ho, Wo = H // size, W // size
     dx = np.zeros(x.shape)
     for n in range(N):
         for c in range(C):
             for i in range(Ho):
                 for j in range(Wo):
-                    window = x[n, c, i * size:(i + 1) * size, j * size:(j + 1) * size]
+                    window = x[n, i * size:(i + 1) * size, j * size:(j + 1) * size, c]
                     r, s = pick(window)
-                    dx[n, c, i * size + r, j * size + s] += grad[n, c, i, j]
+                    dx[n, i * size + r, j * size + s, c] += grad[n, i, j, c]
     return dx
 
 
@@ -279,8 +286,8 @@ maxpool_backward = Exercise(
          "window is row a // size, column a % size.",
          lambda x, g, s: _route(x, g, s, lambda w: divmod(int(np.argmax(w)), w.shape[1])[::-1])),
     ],
-    hint_text="Reshape x[:, :, :Ho·size, :Wo·size] to (N, C, Ho, size, Wo, size), move the two in-window axes to "
-              "the end and flatten them: (N, C, Ho, Wo, size²). np.argmax over the last axis gives each window's "
+    hint_text="Reshape x[:, :Ho·size, :Wo·size] to (N, Ho, size, Wo, size, C), move the two in-window axes to "
+              "the end and flatten them: (N, Ho, Wo, C, size²). np.argmax over the last axis gives each window's "
               "first max; a one-hot of it times grad[..., None] routes the gradient. Undo the reshapes, and leave 0 "
               "in rows or columns that no window covers.",
 )
@@ -288,7 +295,7 @@ maxpool_backward = Exercise(
 
 # -- a convolution's cost -----------------------------------------------------------------------------------
 def conv_cost_solution(in_channels, out_channels, k, H, W, stride, padding):
-    """A Conv2D on one (in_channels, H, W) image -> (parameters, multiply-adds per image, Ho, Wo)."""
+    """A Conv2D on one (H, W, in_channels) image -> (parameters, multiply-adds per image, Ho, Wo)."""
     Ho = (H + 2 * padding - k) // stride + 1
     Wo = (W + 2 * padding - k) // stride + 1
     params = out_channels * (in_channels * k * k + 1)             # k·k·C weights and one bias per kernel
@@ -298,9 +305,9 @@ def conv_cost_solution(in_channels, out_channels, k, H, W, stride, padding):
 
 def _cost_reference(in_channels, out_channels, k, H, W, stride, padding):
     layer = conv.Conv2D(in_channels, out_channels, k, stride=stride, padding=padding)
-    out = layer.forward(np.zeros((1, in_channels, H, W), np.float32))           # (1, F, Ho, Wo)
+    out = layer.forward(np.zeros((1, H, W, in_channels), np.float32))           # (1, Ho, Wo, F)
     params = sum(p.size for p in layer.params.values())
-    return params, out[0].size * layer.params["W"][0].size, out.shape[2], out.shape[3]
+    return params, out[0].size * layer.params["W"][..., 0].size, out.shape[1], out.shape[2]
 
 
 def _cost_cases(rng):
@@ -341,25 +348,25 @@ conv_cost = Exercise(
 
 # -- the backward pass of a global average pool -------------------------------------------------------------
 def global_avg_pool_backward_solution(grad, x_shape):
-    """(N, C) gradient of the pooled output, the input's shape (N, C, H, W) -> (N, C, H, W) gradient."""
-    N, C, H, W = x_shape
+    """(N, C) gradient of the pooled output, the input's shape (N, H, W, C) -> (N, H, W, C) gradient."""
+    N, H, W, C = x_shape
     # every pixel of a map contributes 1/(H·W) of the map's mean, so each gets that share of the gradient
-    return np.broadcast_to(grad[:, :, None, None] / (H * W), x_shape).copy()
+    return np.broadcast_to(grad[:, None, None, :] / (H * W), x_shape).copy()
 
 
 def _gap_numerical(grad, x_shape):
-    """Central differences (float64) of L = sum(x.mean(axis=(2, 3)) · grad) at a random x."""
+    """Central differences (float64) of L = sum(x.mean(axis=(1, 2)) · grad) at a random x."""
     x = np.random.default_rng(1).standard_normal(x_shape)
-    return numerical_grad(lambda: float(np.sum(x.mean(axis=(2, 3)) * grad)), x)
+    return numerical_grad(lambda: float(np.sum(x.mean(axis=(1, 2)) * grad)), x)
 
 
 def _gap_cases(rng):
-    shapes = [(1, 1, 4, 4), (2, 3, 5, 7), (4, 8, 4, 4), (3, 2, 6, 3)]
-    return [(rng.standard_normal(shape[:2]), shape) for shape in shapes]
+    shapes = [(1, 4, 4, 1), (2, 5, 7, 3), (4, 4, 4, 8), (3, 6, 3, 2)]
+    return [(rng.standard_normal((shape[0], shape[3])), shape) for shape in shapes]
 
 
 def _spread(grad, shape, divisor):
-    return np.broadcast_to(grad[:, :, None, None] / divisor, shape).copy()
+    return np.broadcast_to(grad[:, None, None, :] / divisor, shape).copy()
 
 
 global_avg_pool_backward = Exercise(
@@ -370,12 +377,12 @@ global_avg_pool_backward = Exercise(
         ("every pixel gets the whole gradient: the forward pass divides the map's sum by H·W, so each pixel gets "
          "1/(H·W) of it.", lambda g, s: _spread(g, s, 1)),
         ("the gradient is divided by N·H·W: the mean is over each map's H·W pixels, not over the batch too.",
-         lambda g, s: _spread(g, s, s[0] * s[2] * s[3])),
-        ("the gradient is divided by H + W: a map has H·W pixels.", lambda g, s: _spread(g, s, s[2] + s[3])),
+         lambda g, s: _spread(g, s, s[0] * s[1] * s[2])),
+        ("the gradient is divided by H + W: a map has H·W pixels.", lambda g, s: _spread(g, s, s[1] + s[2])),
         ("all of a map's gradient goes to one pixel: that is how a max is differentiated, but every pixel "
          "contributes equally to a mean.",
-         lambda g, s: np.pad(g[:, :, None, None], ((0, 0), (0, 0), (0, s[2] - 1), (0, s[3] - 1)))),
+         lambda g, s: np.pad(g[:, None, None, :], ((0, 0), (0, s[1] - 1), (0, s[2] - 1), (0, 0)))),
     ],
-    hint_text="out[n, c] = (1/(H·W)) · sum over (i, j) of x[n, c, i, j], so d out[n, c] / d x[n, c, i, j] = 1/(H·W) "
-              "for every pixel of that map. Broadcast grad[:, :, None, None] / (H·W) to the input's shape.",
+    hint_text="out[n, c] = (1/(H·W)) · sum over (i, j) of x[n, i, j, c], so d out[n, c] / d x[n, i, j, c] = 1/(H·W) "
+              "for every pixel of that map. Broadcast grad[:, None, None, :] / (H·W) to the input's shape.",
 )
