@@ -71,15 +71,19 @@ def random_affine(X, rng, max_shift=2.0, max_angle=10.0, max_scale=0.1, *, fill)
 
 
 def gaussian_blur(field, sigma):
-    """Smooth each (H, W) map of a (B, H, W) batch by a Gaussian of sigma px (truncated at 3 sigma, zero outside)."""
+    """Smooth each (H, W) map of a (B, H, W) batch by a Gaussian of sigma px (truncated at 3 sigma, zero outside).
+
+    A 1-D blur along y is a matrix product K_y @ map with the banded (H, H) matrix K_y[i, i'] = g(i - i'), so
+    the 2-D blur is K_y @ map @ K_x^T: two batched matmuls, in the field's float dtype."""
+    B, H, W = field.shape
     r = max(1, math.ceil(3 * sigma))
-    t = np.arange(-r, r + 1)
-    kernel = np.exp(-t ** 2 / (2 * sigma ** 2))
-    kernel /= kernel.sum()                                                  # (2r+1,), sums to 1
-    padded = np.pad(field, ((0, 0), (r, r), (0, 0)))
-    field = np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1, axis=1) @ kernel     # along y
-    padded = np.pad(field, ((0, 0), (0, 0), (r, r)))
-    return np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1, axis=2) @ kernel      # along x
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma ** 2))
+    g /= g.sum()                                                            # (2r+1,), sums to 1
+
+    def band(n):                                                            # (n, n): K[i, i'] = g(i' - i)
+        offset = np.arange(n)[None, :] - np.arange(n)[:, None]
+        return np.where(np.abs(offset) <= r, g[np.clip(offset + r, 0, 2 * r)], 0).astype(field.dtype)
+    return band(H) @ field @ band(W).T
 
 
 def displace(X, dx, dy, *, fill):
@@ -94,5 +98,6 @@ def random_elastic(X, rng, alpha=34.0, sigma=4.0, *, fill):
     """Simard, Steinkraus & Platt (2003): per image, a displacement field uniform in [-1, 1], smoothed by a
     Gaussian of sigma px and scaled by alpha px, then bilinear resampling: same shape as X."""
     B, _, H, W = _images(X)[0].shape
-    dx, dy = (alpha * gaussian_blur(rng.uniform(-1, 1, (B, H, W)), sigma) for _ in range(2))
+    dx, dy = (np.float32(alpha) * gaussian_blur(rng.uniform(-1, 1, (B, H, W)).astype(np.float32), sigma)
+              for _ in range(2))
     return displace(X, dx, dy, fill=fill)

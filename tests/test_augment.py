@@ -137,3 +137,34 @@ def test_gaussian_blur_keeps_the_sum_of_an_interior_point_and_its_width():
     assert abs(out.sum() - 1) < 1e-12 and out.shape == field.shape
     var = (out[0].sum(axis=0) * (np.arange(41) - 20) ** 2).sum()              # variance along x
     assert abs(var - 4.0) < 0.05, var                                           # sigma^2, up to truncation at 3 sigma
+
+
+def test_gaussian_blur_as_two_matmuls_equals_the_sum_it_defines():
+    rng = np.random.default_rng(11)
+    field = rng.uniform(-1, 1, (2, 9, 7))
+    sigma, r = 1.5, 5                                                           # r = ceil(3 sigma)
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma ** 2))
+    g /= g.sum()
+    want = np.zeros_like(field)
+    for b in range(2):
+        for i in range(9):
+            for j in range(7):
+                for di in range(-r, r + 1):
+                    for dj in range(-r, r + 1):
+                        if 0 <= i + di < 9 and 0 <= j + dj < 7:                # zero outside the map
+                            want[b, i, j] += g[di + r] * g[dj + r] * field[b, i + di, j + dj]
+    assert np.allclose(gaussian_blur(field, sigma), want, atol=1e-12)
+    assert gaussian_blur(field.astype(np.float32), sigma).dtype == np.float32
+
+
+def test_the_elastic_recipes_augment_with_simards_distortions():
+    from npnet import recipes
+
+    stats = (np.float32(0.13), np.float32(0.31))
+    for cfg in (recipes.MLP_ELASTIC, recipes.CNN_ELASTIC):
+        augment = recipes.augmenter(cfg, stats)
+        X = digits(4)
+        fill = np.float32(-stats[0] / stats[1])
+        assert np.array_equal(augment(X, np.random.default_rng(3)),
+                              random_elastic(X, np.random.default_rng(3), 34.0, 4.0, fill=fill))
+    assert recipes.augmenter(recipes.MLP, stats) is None
