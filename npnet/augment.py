@@ -94,7 +94,7 @@ def displace(X, dx, dy, *, fill):
     return _bilinear(np.asarray(X), images, cols - np.asarray(dx, np.float32), rows - np.asarray(dy, np.float32), fill)
 
 
-def random_elastic(X, rng, alpha=34.0, sigma=4.0, *, fill):
+def random_elastic(X, rng, *, alpha=34.0, sigma=4.0, fill):
     """Simard, Steinkraus & Platt (2003): per image, a displacement field uniform in [-1, 1], smoothed by a
     Gaussian of sigma px and scaled by alpha px, then bilinear resampling: same shape as X."""
     B, _, H, W = _images(X)[0].shape

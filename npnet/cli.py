@@ -137,8 +137,17 @@ def cmd_predict(args):
 
     from .preprocess import EmptyCanvas, mnist_style
 
-    path = Path(args.model or recipes.model_path("mlp"))
-    model, stats, _ = M.load(path)
+    if args.model:
+        path = Path(args.model)
+        model, stats, header = M.load(path)
+    else:                                               # the best shipped model, e.g. models/cnn_elastic.npz
+        from .drawings import best_model
+
+        _, path, model, stats, header = best_model()
+    if args.verbose:
+        acc = header.get("test_acc")
+        print(f"model: {_shown(str(path))} ({header.get('recipe', '?')}"
+              + (f", {acc:.2%} on MNIST's test set)" if acc else ")"), file=sys.stderr)
     failures = 0
     for name in args.images:
         try:
@@ -164,7 +173,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("data", help="download and verify MNIST into data/mnist/").set_defaults(func=cmd_data)
     p = sub.add_parser("train", help="train a model and save it in models/")
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="which recipe (default: mlp; cnn takes ~10 min)")
+    p.add_argument("--model", default="mlp", choices=sorted(recipes.RECIPES),
+                   help="which recipe (default: mlp, about a minute; the others take minutes, see the README)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="test accuracy, per-digit accuracy and confusion matrix")
     p.add_argument("model", nargs="?", help="a .npz model (default: models/mlp.npz; with --drawings: every model)")
@@ -173,7 +183,9 @@ def main(argv=None):
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("predict", help="classify image files: prints `path digit probability`; errors go to stderr")
     p.add_argument("images", nargs="+")
-    p.add_argument("--model", help="a .npz model (default: models/mlp.npz)")
+    p.add_argument("--model", help="a .npz model (default: the shipped model with the best recorded test accuracy, "
+                                   "e.g. models/cnn_elastic.npz; -v names it)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say on stderr which model reads the images")
     p.set_defaults(func=cmd_predict)
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from . import model as M
-from .augment import random_affine
+from .augment import random_affine, random_elastic
 from .conv import Conv2D, Flatten, MaxPool2D, Reshape
 from .data import load_splits
 from .layers import Dense, Dropout, ReLU
@@ -24,11 +24,18 @@ MLP = {"sizes": (784, 256, 128, 10), "lr": 1e-3, "lr_decay": "cosine", "batch_si
 # Notebook 05: the same MLP with every hidden layer followed by dropout, trained on augmented batches.
 MLP_REGULARISED = {**MLP, "dropout": 0.2, "augment": {"max_shift": 2.0, "max_angle": 10.0, "max_scale": 0.1}}
 
-# Notebook 05's CNN: conv 5×5×32 → ReLU → pool → conv 5×5×64 → ReLU → pool → dense 128 → 10, 'valid' convs
+# Notebook 05's CNN: conv 5×5×32 → pool → ReLU → conv 5×5×64 → pool → ReLU → dense 128 → 10, 'valid' convs
 # (28 → 24 → 12 → 8 → 4), dropout before the last layer, augmented batches, Adam with a cosine decay.
 CNN = {"channels": (32, 64), "kernel_size": 5, "hidden": 128, "dropout": 0.5,
        "augment": {"max_shift": 2.0, "max_angle": 10.0, "max_scale": 0.1},
        "lr": 1e-3, "lr_decay": "cosine", "batch_size": 128, "weight_decay": 0.0, "num_epochs": 12, "seed": 0}
+
+
+# Simard, Steinkraus & Platt (2003) as far as two cores allow: elastic distortions (alpha 34 px, sigma 4 px) of
+# every training batch. Their MLP was 784-800-10 (0.7% test error); their CNN reached 0.4%.
+ELASTIC = {"alpha": 34.0, "sigma": 4.0}
+MLP_ELASTIC = {**MLP, "sizes": (784, 800, 10), "weight_decay": 0.0, "num_epochs": 60, "augment": {"elastic": ELASTIC}}
+CNN_ELASTIC = {**CNN, "augment": {"elastic": ELASTIC}, "dropout": 0.0, "num_epochs": 20}
 
 
 def mlp_with_dropout(sizes, p, rng):
@@ -40,11 +47,11 @@ def mlp_with_dropout(sizes, p, rng):
 
 
 def cnn(channels=(32, 64), kernel_size=5, hidden=128, dropout=0.5, rng=None):
-    """Two conv-ReLU-pool blocks, then dense-ReLU-dropout-dense: (N, 784) -> logits (N, 10)."""
+    """Two conv-pool-ReLU blocks, then dense-ReLU-dropout-dense: (N, 784) -> logits (N, 10)."""
     rng = rng if rng is not None else np.random.default_rng(0)
-    model, c_in, side = [Reshape((1, 28, 28))], 1, 28
-    for c_out in channels:
-        model += [Conv2D(c_in, c_out, kernel_size, rng=rng), ReLU(), MaxPool2D(2)]
+    model, c_in, side = [Reshape((28, 28, 1))], 1, 28                     # channels last: (N, H, W, C)
+    for c_out in channels:  # pool, then ReLU: the same function as ReLU then pool, with ReLU on a 4× smaller map
+        model += [Conv2D(c_in, c_out, kernel_size, rng=rng), MaxPool2D(2), ReLU()]
         c_in, side = c_out, (side - kernel_size + 1) // 2
     model += [Flatten(), Dense(c_in * side * side, hidden, rng), ReLU()]
     model += [Dropout(dropout, rng)] if dropout else []
@@ -52,11 +59,15 @@ def cnn(channels=(32, 64), kernel_size=5, hidden=128, dropout=0.5, rng=None):
 
 
 def augmenter(cfg, stats):
-    """The augment(X_batch, rng) function a recipe asks for, or None: fills with the standardised background."""
+    """The augment(X_batch, rng) function a recipe asks for, or None: fills with the standardised background.
+    cfg["augment"] holds random_affine's ranges, or {"elastic": random_elastic's alpha and sigma}."""
     if not cfg.get("augment"):
         return None
     mean, std = stats
-    return functools.partial(random_affine, fill=np.float32(-mean / std), **cfg["augment"])
+    fill = np.float32(-mean / std)
+    if "elastic" in cfg["augment"]:
+        return functools.partial(random_elastic, fill=fill, **cfg["augment"]["elastic"])
+    return functools.partial(random_affine, fill=fill, **cfg["augment"])
 
 
 def _train(model, cfg, splits, rng, progress):
@@ -115,7 +126,9 @@ def model_path(name):
     return M.MODELS_DIR / f"{name}.npz"
 
 
-RECIPES = {"mlp": (train_mlp, MLP), "cnn": (train_cnn, CNN)}
+RECIPES = {"mlp": (train_mlp, MLP), "cnn": (train_cnn, CNN),
+           "mlp_elastic": (functools.partial(train_mlp, **MLP_ELASTIC), MLP_ELASTIC),
+           "cnn_elastic": (functools.partial(train_cnn, **CNN_ELASTIC), CNN_ELASTIC)}
 
 
 def train_and_save(name="mlp", progress=True):
@@ -144,7 +157,7 @@ def load_or_train(name="mlp", progress=True):
     """Load models/<name>.npz, training and saving it first if it is missing; returns (model, stats)."""
     path = model_path(name)
     if not path.exists():
-        how_long = "about 10 minutes" if name == "cnn" else "a minute or so"
+        how_long = "a minute or so" if name == "mlp" else "several minutes"
         print(f"No trained {name} at {path}: training one now ({how_long}).")
         train_and_save(name, progress=progress)
     model, stats, _ = M.load(path)

@@ -166,5 +166,5 @@ def test_the_elastic_recipes_augment_with_simards_distortions():
         X = digits(4)
         fill = np.float32(-stats[0] / stats[1])
         assert np.array_equal(augment(X, np.random.default_rng(3)),
-                              random_elastic(X, np.random.default_rng(3), 34.0, 4.0, fill=fill))
+                              random_elastic(X, np.random.default_rng(3), alpha=34.0, sigma=4.0, fill=fill))
     assert recipes.augmenter(recipes.MLP, stats) is None
