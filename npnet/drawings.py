@@ -266,17 +266,46 @@ def tensors(drawings, pipeline="MNIST-style"):
     return np.array(X, np.float32).reshape(-1, 28, 28), y, np.array(kept, np.int64)
 
 
-def load_models():
-    """The course's trained models: the MLP (trained first if missing), the CNN and the tuned MLP if present."""
+# The course's models, as (name shown, recipe file): the plain ones first, as the notebooks built them.
+MODELS = (("MLP", "mlp"), ("CNN", "cnn"), ("MLP + elastic", "mlp_elastic"), ("CNN + elastic", "cnn_elastic"),
+          ("tuned MLP", TUNED_MLP))
+
+
+def load_models(with_info=False):
+    """The course's trained models present in models/: name -> (model, norm_stats), in MODELS' order; the MLP is
+    trained first if missing. with_info: also name -> {"path", "test_acc" (as its training run recorded it)}."""
     from . import model as M
     from . import recipes
 
-    models = {"MLP": recipes.load_or_train("mlp")}
-    for name, key in (("CNN", "cnn"), ("tuned MLP", TUNED_MLP)):
-        if recipes.model_path(key).exists():
-            model, stats, _ = M.load(recipes.model_path(key))
+    recipes.load_or_train("mlp")
+    models, info = {}, {}
+    for name, key in MODELS:
+        path = recipes.model_path(key)
+        if path.exists():
+            model, stats, header = M.load(path)
             models[name] = (model, stats)
-    return models
+            info[name] = {"path": path, "test_acc": header.get("test_acc")}
+    return (models, info) if with_info else models
+
+
+def best_model():
+    """The shipped model with the best test accuracy its training run recorded; the tuned MLP, tuned to one
+    person's drawings, is not a candidate: -> (name, path, model, norm_stats, header)."""
+    from . import model as M
+    from . import recipes
+
+    best = None
+    for name, key in MODELS:
+        path = recipes.model_path(key)
+        if key == TUNED_MLP or not path.exists():
+            continue
+        model, stats, header = M.load(path)
+        if best is None or (header.get("test_acc") or 0) > (best[4].get("test_acc") or 0):
+            best = (name, path, model, stats, header)
+    if best is None:                                    # nothing trained yet: notebook 02's MLP, trained now
+        model, stats = recipes.load_or_train("mlp")
+        best = ("MLP", recipes.model_path("mlp"), model, stats, M.load(recipes.model_path("mlp"))[2])
+    return best
 
 
 def evaluate_drawings(path=None, models=None):

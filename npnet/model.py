@@ -41,7 +41,7 @@ def set_training(model, training):
         layer.training = training
 
 
-def predict_proba(model, X, batch_size=2048):
+def predict_proba(model, X, batch_size=512):
     """Class probabilities in eval mode, in chunks: (N, ...) -> probs (N, C); each layer's mode is then restored."""
     modes = [layer.training for layer in model]
     set_training(model, False)
@@ -53,6 +53,6 @@ def predict_proba(model, X, batch_size=2048):
             layer.training = training
 
 
-def predict(model, X, batch_size=2048):
+def predict(model, X, batch_size=512):
     """Predicted class per row: (N, ...) -> (N,) int."""
     return predict_proba(model, X, batch_size).argmax(axis=1)

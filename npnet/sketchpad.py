@@ -88,7 +88,8 @@ class Sketchpad:
     label to drawings_path (default: npnet.drawings.default_path(), read at each save), Skip moves on.
     """
 
-    def __init__(self, models, size=280, pen_width=18, throttle=0.25, collect=False, drawings_path=None, seed=None):
+    def __init__(self, models, size=280, pen_width=18, throttle=0.25, collect=False, drawings_path=None, seed=None,
+                 about=""):
         self.models, self.size, self.throttle = models, size, throttle
         self.strokes, self.widths = [], []    # each stroke: a list of (x, y) canvas points, and its pen width
         self.drawing, self.last_update = False, 0.0
@@ -145,7 +146,9 @@ class Sketchpad:
         frame = W.Box([self.canvas], layout=W.Layout(border="1px solid #888", align_self="flex-start"))
         left = W.VBox([frame, W.HBox([self.pen, self.undo_button, self.clear_button]), self.pipeline,
                        self.mode, self.collect_box], layout=_fixed(f"{size + 8}px"))
-        right = W.VBox([self.status, self.bars,
+        self.about = W.HTML(about)                     # which models these are, and how good on MNIST
+        self.about.add_class("npnet-about")
+        right = W.VBox([self.status, self.bars, self.about,
                         W.HBox([W.VBox([W.HTML("<b>what the network sees</b> (28×28)"), self.tensor]),
                                 W.VBox([W.HTML("<b>diagnostics</b>"), self.diagnostics])])],
                        layout=W.Layout(flex="1 1 auto", min_width="0", margin="0 0 0 16px"))
@@ -336,7 +339,19 @@ class Sketchpad:
             for n, (d, p) in self.predictions.items()) + "</h3>"
 
 
+def about_models(info):
+    """One line naming each model's file and its MNIST test accuracy, the best one marked: HTML."""
+    scored = {name: i["test_acc"] for name, i in info.items() if i["test_acc"] is not None and name != "tuned MLP"}
+    best = max(scored, key=scored.get) if scored else None
+    parts = [f"{'<b>' if name == best else ''}{html.escape(name)}{' (best)</b>' if name == best else ''}: "
+             f"<code>{html.escape(i['path'].name)}</code>"
+             + (f", {i['test_acc']:.2%} on MNIST's test set" if i["test_acc"] is not None else "")
+             for name, i in info.items()]
+    return "<div style='font-size:12px;color:#555;margin:2px 0 6px'>models: " + " · ".join(parts) + "</div>"
+
+
 def app(collect=False):
     """The sketchpad with every trained model, as shown by notebook 06 and `make demo`; collect starts in collect mode."""
     P.mnist_reference()  # load MNIST's diagnostics once, before the first stroke
-    return Sketchpad(load_models(), collect=collect)
+    models, info = load_models(with_info=True)
+    return Sketchpad(models, collect=collect, about=about_models(info))

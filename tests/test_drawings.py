@@ -333,3 +333,18 @@ def test_evaluate_drawings_on_a_small_generated_file(path, models):
         assert ("1 unreadable (no digit found)" in line) == bool(unreadable), line
         for (t, p), c in pairs.items():
             assert f"{t}→{p} ×{c}" in line, (line, pairs)
+
+
+def test_load_models_names_every_shipped_model_and_the_app_says_which_is_best():
+    from npnet.recipes import model_path
+    from npnet.sketchpad import about_models
+
+    models, info = D.load_models(with_info=True)
+    present = [name for name, key in D.MODELS if model_path(key).exists()]
+    assert list(models) == list(info) == present and "MLP" in models
+    for name, i in info.items():
+        assert i["test_acc"] == M.load(i["path"])[2].get("test_acc")
+    line = about_models(info)
+    best = max((n for n in info if n != "tuned MLP"), key=lambda n: info[n]["test_acc"] or 0)
+    assert f"<b>{best} (best)</b>" in line and line.count("(best)") == 1
+    assert all(i["path"].name in line for i in info.values())

@@ -14,6 +14,7 @@ from PIL import Image
 from npnet.cli import read_image
 from npnet.data import load_mnist
 from npnet.preprocess import mnist_style
+from npnet import model as M
 from npnet.recipes import load_or_train
 
 
@@ -214,3 +215,15 @@ def test_odd_file_names_are_quoted_and_cannot_forge_a_line(images, tmp_path):
     assert names == [str(forged), str(spaced)] and [line.split()[-2] for line in lines] == ["6", "6"]
     name, message = errors[0].split(" error: ")
     assert ast.literal_eval(name) == str(bad) and message == "not an image file"
+
+
+def test_predict_uses_the_best_shipped_model_and_names_it_when_asked(images):
+    from npnet.drawings import best_model
+
+    name, path, _, _, header = best_model()
+    shipped = {p.stem: M.load(p)[2].get("test_acc") or 0 for p in path.parent.glob("*.npz") if p.stem != "mlp_tuned"}
+    assert header["test_acc"] == max(shipped.values()) and path.stem in shipped, shipped
+    done = run("-v", *list(images)[:2])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"model: {path} ({header['recipe']}, {header['test_acc']:.2%} on MNIST's test set)\n"
+    assert len(done.stdout.splitlines()) == 2                     # stdout is only the answers, as without -v
