@@ -1,12 +1,14 @@
-"""Benchmark: the seed's MLP recipe trained by npnet, PyTorch (CPU) and scikit-learn side by side, plus inference.
+"""Benchmark: the seed's MLP recipe and the CNN recipe's network trained by npnet and PyTorch (CPU), the MLP also by
+scikit-learn, side by side; plus inference, the compute bounds and a per-layer profile of the CNN step.
 
-    python benchmarks/bench.py            # the full run: 50k examples, the recipe's 15 epochs (`make bench`)
-    python benchmarks/bench.py --quick    # one short epoch on a subset, so CI can check that it still works
+    python benchmarks/bench.py            # the full run: 50k examples, the recipes' 15 (MLP) and 12 (CNN) epochs
+    python benchmarks/bench.py --quick    # one short epoch of each on a subset, so CI can check that it still works
 
 Each framework trains in its own subprocess, so that its peak memory and thread pools are its own. Times are
 wall-clock seconds. An epoch's *training time* covers the mini-batch steps only (shuffle, forward, backward,
-update); the accuracy evaluation after each epoch (all training examples plus the dev set, no gradients) is
-timed separately as *eval time*. The output is markdown, ready to paste.
+update); the accuracy evaluation after each epoch (all training examples plus the dev set, no gradients; the CNN
+scores the dev set only, as its recipe does) is timed separately as *eval time*. The CNN trains without the
+recipe's augmentation, so that the step is what is compared. The output is markdown, ready to paste.
 """
 
 import argparse
@@ -26,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npnet.recipes import MLP  # noqa: E402  (the recipe: sizes, lr, L2, batch size, epochs, seed)
+from npnet.recipes import CNN, MLP  # noqa: E402  (the recipes: sizes, lr, L2, batch size, epochs, seed)
 
 TARGET_DEV = 0.975
 SETTLE = 0.2  # seconds between turns
@@ -36,6 +38,14 @@ FRAMEWORKS = {  # name -> (the module it needs, how it is set up)
     "pytorch-fused": ("torch", "torch.optim.Adam(fused=True), otherwise the same"),
     "sklearn": ("sklearn", 'MLPClassifier((256, 128), solver="adam", batch_size=128), partial_fit per epoch'),
 }
+CNN_FRAMEWORKS = {  # the CNN section: scikit-learn has no convolutions
+    "npnet": ("numpy", "npnet.fit: the recipe's network (channels last), Adam, cosine lr decay, no augmentation"),
+    "pytorch": ("torch", "the same network in PyTorch's default NCHW layout, He init, torch.optim.Adam (default)"),
+    "pytorch-fused": ("torch", "the same, torch.optim.Adam(fused=True)"),
+    "pytorch-fused-cl": ("torch", "the same as pytorch-fused, with the weights and batches in torch.channels_last"),
+}
+RECIPES = {"mlp": MLP, "cnn": CNN}
+CNN_TARGET = 0.7  # npnet's CNN step <= 0.7x PyTorch fused Adam's
 
 
 # ---------------------------------------------------------------- memory: the peak resident set of this process
@@ -65,37 +75,43 @@ def peak_memory_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# ---------------------------------------------------------------- the three trainers, each run in a worker process
-def _data(n_train, n_dev):
+# ---------------------------------------------------------------- the trainers, each run in a worker process
+def _data(n_train, n_dev, n_test):
     from npnet.data import load_splits
 
     s = load_splits()
     return (s["X_train"][:n_train], s["y_train"][:n_train], s["X_dev"][:n_dev], s["y_dev"][:n_dev],
-            s["X_test"], s["y_test"], s["stats"])
+            s["X_test"][:n_test], s["y_test"][:n_test], s["stats"])
 
 
 class NpnetRun:
     """npnet: the recipe's model and Adam, trained by npnet.fit one epoch at a time."""
 
-    def __init__(self, data, num_epochs, seed):
+    def __init__(self, data, num_epochs, seed, kind="mlp"):
         from npnet import model as M
         from npnet.optim import Adam
+        from npnet.recipes import cnn
         from npnet.train import cosine_lr
 
+        cfg = self.cfg = RECIPES[kind]
         self.data, self.rng = data, np.random.default_rng(seed)
-        self.model = M.mlp(MLP["sizes"], self.rng)
-        self.opt = Adam(self.model, lr=MLP["lr"], weight_decay=MLP["weight_decay"])
-        self.schedule = cosine_lr(MLP["lr"], num_epochs)
+        if kind == "mlp":
+            self.model = M.mlp(cfg["sizes"], self.rng)
+        else:  # built as recipes.train_cnn builds it, from the same seed
+            self.model = cnn(cfg["channels"], cfg["kernel_size"], cfg["hidden"], cfg["dropout"], self.rng)
+        self.opt = Adam(self.model, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        self.schedule = cosine_lr(cfg["lr"], num_epochs)
+        self.eval_train = kind == "mlp"  # scoring all training images costs a CNN epoch ~25%; train_cnn skips it too
 
     def epoch(self, epoch):
         """Train one epoch (the same steps as one fit over all epochs), then evaluate: a record."""
         from npnet.train import fit
 
         X, y, X_dev, y_dev = self.data[:4]
-        h = fit(self.model, self.opt, X, y, X_dev, y_dev, num_epochs=1, batch_size=MLP["batch_size"],
-                rng=self.rng, progress=False, eval_train=True, lr_schedule=lambda _: self.schedule(epoch))
+        h = fit(self.model, self.opt, X, y, X_dev, y_dev, num_epochs=1, batch_size=self.cfg["batch_size"],
+                rng=self.rng, progress=False, eval_train=self.eval_train, lr_schedule=lambda _: self.schedule(epoch))
         return {"train_time": h["train_time"][0], "eval_time": h["eval_time"][0],
-                "train_acc": h["train_acc"][0], "dev_acc": h["dev_acc"][0]}
+                "train_acc": h["train_acc"][0] if h["train_acc"] else None, "dev_acc": h["dev_acc"][0]}
 
     def test_accuracy(self):
         from npnet import model as M
@@ -103,58 +119,97 @@ class NpnetRun:
 
         return accuracy(M.predict(self.model, self.data[4]), self.data[5])
 
+    def profile(self, steps, warmup):
+        return npnet_profile(self.model, self.opt, self.data[0], self.data[1], self.cfg["batch_size"], steps, warmup)
+
+
+def torch_mlp(torch):
+    """The MLP recipe's network in PyTorch."""
+    sizes, layers = MLP["sizes"], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+def torch_cnn(torch):
+    """recipes.cnn's network in PyTorch, layer for layer: conv-pool-ReLU twice, dense-ReLU-dropout-dense."""
+    k, c_in, side, layers = CNN["kernel_size"], 1, 28, []
+    for c_out in CNN["channels"]:
+        layers += [torch.nn.Conv2d(c_in, c_out, k), torch.nn.MaxPool2d(2), torch.nn.ReLU()]
+        c_in, side = c_out, (side - k + 1) // 2
+    layers += [torch.nn.Flatten(), torch.nn.Linear(c_in * side * side, CNN["hidden"]), torch.nn.ReLU(),
+               torch.nn.Dropout(CNN["dropout"]), torch.nn.Linear(CNN["hidden"], 10)]
+    return torch.nn.Sequential(*layers)
+
 
 class PytorchRun:
     """The same network, He init, Adam, L2, lr decay and batch size in PyTorch on the CPU, float32."""
 
-    def __init__(self, data, num_epochs, seed, fused=False):
+    def __init__(self, data, num_epochs, seed, kind="mlp", fused=False, channels_last=False):
         import torch
 
         torch.set_num_threads(os.cpu_count())
         torch.manual_seed(seed)
-        self.torch, self.num_epochs = torch, num_epochs
+        self.torch, self.num_epochs, self.cfg = torch, num_epochs, RECIPES[kind]
         self.X, self.y, self.X_dev, self.y_dev, self.X_test, self.y_test = (
             torch.from_numpy(np.asarray(a)) for a in data[:6])
-        sizes, layers = MLP["sizes"], []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            dense = torch.nn.Linear(fan_in, fan_out)
-            torch.nn.init.kaiming_normal_(dense.weight, nonlinearity="relu")  # He: std sqrt(2 / fan_in)
-            torch.nn.init.zeros_(dense.bias)
-            layers += [dense, torch.nn.ReLU()]
-        self.net = torch.nn.Sequential(*layers[:-1])
+        self.net = torch_mlp(torch) if kind == "mlp" else torch_cnn(torch)
+        for layer in self.net:
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+                torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")  # He: std sqrt(2 / fan_in)
+                torch.nn.init.zeros_(layer.bias)
+        # the CNN's images as (N, 1, 28, 28), PyTorch's default NCHW; channels_last also stores the weights NHWC
+        self.shape = (-1,) if kind == "mlp" else (-1, 1, 28, 28)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         weights = [p for p in self.net.parameters() if p.ndim > 1]
         biases = [p for p in self.net.parameters() if p.ndim == 1]
         # torch's weight_decay adds weight_decay * p to the gradient, as npnet's Adam does; weights only
-        self.opt = torch.optim.Adam([{"params": weights, "weight_decay": MLP["weight_decay"]},
-                                     {"params": biases, "weight_decay": 0.0}], lr=MLP["lr"], fused=fused)
+        self.opt = torch.optim.Adam([{"params": weights, "weight_decay": self.cfg["weight_decay"]},
+                                     {"params": biases, "weight_decay": 0.0}], lr=self.cfg["lr"], fused=fused)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.gen = torch.Generator().manual_seed(seed)
 
+    def input(self, X):
+        """A batch of rows as the network takes it: (N, 784) for the MLP, (N, 1, 28, 28) images for the CNN."""
+        return X if len(self.shape) == 1 else X.view(*self.shape).contiguous(memory_format=self.memory_format)
+
     def accuracy(self, X, y):
         with self.torch.inference_mode():  # no autograd bookkeeping in evaluation
-            pred = self.torch.cat([self.net(X[i:i + 2048]).argmax(1) for i in range(0, len(X), 2048)])
+            pred = self.torch.cat([self.net(self.input(X[i:i + 2048])).argmax(1) for i in range(0, len(X), 2048)])
         return float((pred == y).float().mean())
+
+    def step(self, X, y):
+        loss = self.loss_fn(self.net(self.input(X)), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
 
     def epoch(self, epoch):
         for group in self.opt.param_groups:  # the same cosine decay, by epoch
-            group["lr"] = MLP["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / self.num_epochs))
-        X, y, batch_size = self.X, self.y, MLP["batch_size"]
+            group["lr"] = self.cfg["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / self.num_epochs))
+        X, y, batch_size = self.X, self.y, self.cfg["batch_size"]
+        self.net.train()
         start = time.perf_counter()
         order = self.torch.randperm(len(X), generator=self.gen)
         for i in range(0, len(X), batch_size):
             idx = order[i:i + batch_size]
-            loss = self.loss_fn(self.net(X[idx]), y[idx])
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            self.step(X[idx], y[idx])
         train_time = time.perf_counter() - start
+        self.net.eval()  # dropout off for scoring
         start = time.perf_counter()
-        train_acc, dev_acc = self.accuracy(X, y), self.accuracy(self.X_dev, self.y_dev)
+        train_acc = self.accuracy(X, y) if self.cfg is MLP else None  # the CNN scores the dev set only, as npnet's
+        dev_acc = self.accuracy(self.X_dev, self.y_dev)
         return {"train_time": train_time, "eval_time": time.perf_counter() - start,
                 "train_acc": train_acc, "dev_acc": dev_acc}
 
     def test_accuracy(self):
+        self.net.eval()
         return self.accuracy(self.X_test, self.y_test)
+
+    def profile(self, steps, warmup):
+        return torch_profile(self, steps, warmup)
 
 
 class SklearnRun:
@@ -184,8 +239,152 @@ class SklearnRun:
         return float(self.clf.score(*self.data[4:6]))
 
 
-RUNS = {"npnet": NpnetRun, "pytorch": PytorchRun, "sklearn": SklearnRun,
-        "pytorch-fused": lambda *a: PytorchRun(*a, fused=True)}
+RUNS = {  # (model, framework) -> how a worker builds its run from (data, num_epochs, seed)
+    ("mlp", "npnet"): NpnetRun, ("mlp", "pytorch"): PytorchRun, ("mlp", "sklearn"): SklearnRun,
+    ("mlp", "pytorch-fused"): lambda *a: PytorchRun(*a, fused=True),
+    ("cnn", "npnet"): lambda *a: NpnetRun(*a, kind="cnn"),
+    ("cnn", "pytorch"): lambda *a: PytorchRun(*a, kind="cnn"),
+    ("cnn", "pytorch-fused"): lambda *a: PytorchRun(*a, kind="cnn", fused=True),
+    ("cnn", "pytorch-fused-cl"): lambda *a: PytorchRun(*a, kind="cnn", fused=True, channels_last=True),
+}
+
+
+# ---------------------------------------------------------------- the CNN step, layer by layer
+def layer_name(layer):
+    """A readable name shared by npnet's and PyTorch's layers: 'Conv2D 1→32 5×5', 'Dense 1024→128', 'ReLU', ..."""
+    kind = type(layer).__name__
+    if kind in ("Conv2D", "Conv2d"):
+        c, f, k = ((layer.in_channels, layer.out_channels, layer.kernel_size) if kind == "Conv2D"
+                   else (layer.in_channels, layer.out_channels, layer.kernel_size[0]))
+        return f"Conv2D {c}→{f} {k}×{k}"
+    if kind in ("MaxPool2D", "MaxPool2d"):
+        s = layer.size if kind == "MaxPool2D" else layer.kernel_size
+        return f"MaxPool2D {s}×{s}"
+    if kind == "Dense":
+        return "Dense {}→{}".format(*layer.params["W"].shape)
+    if kind == "Linear":
+        return f"Dense {layer.in_features}→{layer.out_features}"
+    if kind == "Dropout":
+        return f"Dropout {layer.p}"
+    if kind == "Reshape":
+        return f"Reshape to {layer.shape}"
+    return kind
+
+
+def _profile_batches(X, y, batch_size, n, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(X[idx], y[idx]) for idx in (rng.choice(len(X), batch_size, replace=False) for _ in range(n))]
+
+
+def _medians_ms(records):
+    """{piece: median over the steps in ms} from a list of {piece: seconds}, one per step."""
+    return {k: float(np.median([r[k] for r in records])) * 1000 for k in records[0]}
+
+
+def npnet_profile(model, opt, X, y, batch_size, steps, warmup):
+    """Each layer's forward and backward, the loss and Adam, timed over `steps` training steps after `warmup`:
+    medians in ms, and the whole step's median with and without the timers."""
+    from npnet import model as M
+    from npnet.losses import SoftmaxCrossEntropy
+
+    loss_fn, pc = SoftmaxCrossEntropy(), time.perf_counter
+    first = next(i for i, layer in enumerate(model) if layer.params)  # training runs no backward below it
+    M.set_training(model, True)
+    records = []
+    for xb, yb in _profile_batches(X, y, batch_size, warmup + steps):
+        r, t0 = {}, pc()
+        for i, layer in enumerate(model):
+            t = pc()
+            xb = layer.forward(xb)
+            r[i, "forward"] = pc() - t
+        t = pc()
+        loss_fn.forward(xb, yb)
+        r["loss forward"] = pc() - t
+        t = pc()
+        grad = loss_fn.backward()
+        r["loss backward"] = pc() - t
+        for i in range(len(model) - 1, first - 1, -1):
+            t = pc()
+            grad = model[i].backward(grad, input_grad=False) if i == first else model[i].backward(grad)
+            r[i, "backward"] = pc() - t
+        t = pc()
+        opt.step()
+        r["optimizer"] = pc() - t
+        r["step"] = pc() - t0
+        records.append(r)
+    med = _medians_ms(records[warmup:])
+
+    def plain_step(xb, yb):  # what fit does, with no timers
+        loss_fn.forward(M.forward(model, xb), yb)
+        M.backward(model, loss_fn.backward(), input_grad=False)
+        opt.step()
+    return {"layers": [[layer_name(layer), med[i, "forward"], med.get((i, "backward"), 0.0)]
+                       for i, layer in enumerate(model)],
+            "loss_ms": [med["loss forward"], med["loss backward"]], "optimizer_ms": med["optimizer"],
+            "step_ms": med["step"], "clean_step_ms": _clean_step_ms(plain_step, X, y, batch_size, steps, warmup),
+            "steps": steps}
+
+
+def _clean_step_ms(step, X, y, batch_size, steps, warmup):
+    """The median of `steps` calls of step(X_batch, y_batch) after `warmup`, in ms."""
+    times = []
+    for xb, yb in _profile_batches(X, y, batch_size, warmup + steps, seed=2):
+        t0 = time.perf_counter()
+        step(xb, yb)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[warmup:])) * 1000
+
+
+def torch_profile(run, steps, warmup):
+    """PyTorch's step split as npnet_profile splits npnet's, with forward and full backward hooks on every layer."""
+    import warnings
+
+    torch, net, pc = run.torch, run.net, time.perf_counter
+    marks, handles = {}, []
+
+    def mark(key, i):
+        def hook(*_):
+            marks[key, i] = pc()
+        return hook
+
+    for i, layer in enumerate(net):
+        handles += [layer.register_forward_pre_hook(mark("f0", i)), layer.register_forward_hook(mark("f1", i)),
+                    layer.register_full_backward_pre_hook(mark("b0", i)),
+                    layer.register_full_backward_hook(mark("b1", i))]
+    net.train()
+    records = []
+    with warnings.catch_warnings():
+        # the first conv's input needs no gradient, so its hooks both fire before its backward runs: its backward
+        # is timed from its pre-hook to the end of loss.backward() instead
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for xb, yb in _profile_batches(run.X, run.y, run.cfg["batch_size"], warmup + steps):
+            t0 = pc()
+            logits = net(run.input(xb))
+            t1 = pc()
+            loss = run.loss_fn(logits, yb)
+            t2 = pc()
+            run.opt.zero_grad(set_to_none=True)
+            t3 = pc()
+            loss.backward()
+            t4 = pc()
+            run.opt.step()
+            t5 = pc()
+            r = {(i, "forward"): marks["f1", i] - marks["f0", i] for i in range(len(net))}
+            r.update({(i, "backward"): marks["b1", i] - marks["b0", i] for i in range(1, len(net))})
+            r[0, "backward"] = t4 - marks["b0", 0]
+            r["loss"] = t2 - t1
+            r["backward outside the layers"] = t4 - t3 - sum(r[i, "backward"] for i in range(len(net)))
+            r["optimizer"] = (t5 - t4) + (t3 - t2)  # step and zero_grad
+            r["step"] = t5 - t0
+            records.append(r)
+    for h in handles:
+        h.remove()
+    med = _medians_ms(records[warmup:])
+    return {"layers": [[layer_name(layer), med[i, "forward"], med[i, "backward"]] for i, layer in enumerate(net)],
+            "loss_ms": [med["loss"], med["backward outside the layers"]], "optimizer_ms": med["optimizer"],
+            "step_ms": med["step"], "clean_step_ms": _clean_step_ms(run.step, run.X, run.y, run.cfg["batch_size"],
+                                                                   steps, warmup),
+            "steps": steps}
 
 
 # ---------------------------------------------------------------- inference: one canvas to one prediction
@@ -231,10 +430,10 @@ def inference(model, stats, X_test, num_calls):
     return {**out, "test_images": len(X_test), "images_per_s": len(X_test) / float(np.median(runs))}
 
 
-def worker(name, num_epochs, n_train, n_dev, num_calls):
+def worker(name, kind, num_epochs, n_train, n_dev, n_test, num_calls, profile_steps):
     """Serve one framework: train an epoch per `epoch` line on stdin, answer each with a JSON line; then finish."""
-    data = _data(n_train, n_dev)
-    run = RUNS[name](data, num_epochs, MLP["seed"])
+    data = _data(n_train, n_dev, n_test)
+    run = RUNS[kind, name](data, num_epochs, RECIPES[kind]["seed"])
     rss_before = reset_peak_memory()
     print(json.dumps({"ready": name}), flush=True)
     for epoch, command in enumerate(sys.stdin):
@@ -243,8 +442,10 @@ def worker(name, num_epochs, n_train, n_dev, num_calls):
         print(json.dumps(run.epoch(epoch)), flush=True)
     out = {"test_acc": run.test_accuracy(), "rss_before_mb": rss_before, "peak_rss_mb": peak_memory_mb(),
            "versions": versions(name)}
-    if name == "npnet" and num_calls:
+    if kind == "mlp" and name == "npnet" and num_calls:
         out["inference"] = inference(run.model, data[6], data[4], num_calls)
+    if kind == "cnn" and profile_steps:  # after training, on the trained weights: the steps it was timing
+        out["profile"] = run.profile(profile_steps, warmup=max(2, profile_steps // 4))
     print(json.dumps(out), flush=True)
 
 
@@ -317,12 +518,49 @@ def matmul_throughput(quick):
     return {"square_n": n, "peak_gflops": peak, "batch_gflops": at_batch}
 
 
-def epoch_flops(n_train):
-    """Matmul FLOPs of one epoch: forward, weight gradients, input gradients (all, and without layer 1's)."""
-    sizes = MLP["sizes"]
-    per_layer = [2 * n_train * i * o for i, o in zip(sizes[:-1], sizes[1:])]
+def products(kind, batch):
+    """One step's forward matmuls as (layer name, M, K, N), one per layer with weights: the MLP's x @ W, and the
+    CNN's im2col product cols (batch·Ho·Wo, k·k·C) @ W (k·k·C, F) for each conv and x @ W for each Dense."""
+    if kind == "mlp":
+        sizes = MLP["sizes"]
+        return [(f"Dense {i}→{o}", batch, i, o) for i, o in zip(sizes[:-1], sizes[1:])]
+    k, c_in, side, out = CNN["kernel_size"], 1, 28, []
+    for c_out in CNN["channels"]:
+        side = side - k + 1                                            # a 'valid' conv: 28 → 24, 12 → 8
+        out.append((f"Conv2D {c_in}→{c_out} {k}×{k}", batch * side * side, k * k * c_in, c_out))
+        c_in, side = c_out, side // 2                                  # the 2×2 pool
+    return out + [(f"Dense {c_in * side * side}→{CNN['hidden']}", batch, c_in * side * side, CNN["hidden"]),
+                  (f"Dense {CNN['hidden']}→10", batch, CNN["hidden"], 10)]
+
+
+def step_flops(kind, batch):
+    """Matmul FLOPs of a step of `batch` examples: forward, weight gradients, input gradients (all, and without the
+    first layer's input gradient, which training skips). Linear in batch, so also an epoch's with batch = n_train."""
+    per_layer = [2 * m * k * n for _, m, k, n in products(kind, batch)]
     everything = 3 * sum(per_layer)  # the issue's count: forward, dW and dX for every layer
-    return {"all": everything, "needed": everything - per_layer[0]}  # training skips layer 1's dX
+    return {"all": everything, "needed": everything - per_layer[0]}
+
+
+def epoch_flops(n_train, kind="mlp"):
+    """Matmul FLOPs of one epoch: forward, weight gradients, input gradients (all, and without layer 1's)."""
+    return step_flops(kind, n_train)
+
+
+def cnn_matmuls(quick):
+    """The CNN step's matrix multiplies alone, at batch 128, written as npnet writes them (X @ W, X.T @ G, G @ W.T),
+    on random float32 arrays: the floor of an im2col design. Each product's median in ms, and the needed set's."""
+    rng = np.random.default_rng(0)
+    layers, step = [], []
+    for i, (name, m, k, n) in enumerate(products("cnn", CNN["batch_size"])):
+        X, W, G = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, k), (k, n), (m, n)))
+        dW = np.empty((k, n), np.float32)
+        fs = [lambda X=X, W=W: X @ W, lambda X=X, G=G, dW=dW: np.matmul(X.T, G, out=dW), lambda G=G, W=W: G @ W.T]
+        fs = fs if i else fs[:2]                                       # training skips the first conv's dX
+        layers.append([name] + [_median_time(f, 1 if quick else 30) * 1000 for f in fs] + [None] * (3 - len(fs)))
+        step += fs
+    step_ms = _median_time(lambda: [f() for f in step], 1 if quick else 30) * 1000
+    needed = step_flops("cnn", CNN["batch_size"])["needed"]
+    return {"layers": layers, "step_ms": step_ms, "gflops": needed / step_ms / 1e6}
 
 
 # ---------------------------------------------------------------- the report
@@ -346,8 +584,8 @@ def table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def report(results, skipped, flops, mm, info, args, cpu):
-    """The whole markdown report as a string."""
+def mlp_report(results, skipped, flops, mm, args):
+    """The MLP's sections of the report: a list of markdown lines."""
     names = [n for n in FRAMEWORKS if n in results]
     s = {n: summarise(results[n]) for n in names}
     npnet = s.get("npnet")
@@ -369,12 +607,7 @@ def report(results, skipped, flops, mm, info, args, cpu):
         + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names],
     ]
     if npnet:
-        rows.append(["npnet / this: median epoch over median epoch"]
-                    + [f"{npnet['epoch'] / s[n]['epoch']:.2f}" for n in names])
-        ratios = {n: [a["train_time"] / b["train_time"] for a, b in
-                      zip(results["npnet"]["epochs"], results[n]["epochs"])] for n in names}
-        rows.append(["npnet / this: median of the per-epoch ratios"]
-                    + [f"{np.median(ratios[n]):.2f}" for n in names])
+        rows += _ratios(results, names)
     out += [table(["", *names], rows), ""]
     out += [f"- {n}: {FRAMEWORKS[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
             for n in names]
@@ -433,42 +666,166 @@ def report(results, skipped, flops, mm, info, args, cpu):
         out += [f"## Targets{note}", "",
                 table(["target", "measured", "met"], [[a, b, "yes" if c else "no"] for a, b, c in checks]), ""]
 
+    return out
+
+
+def _ratios(results, names):
+    """npnet / each framework: the median epoch over the median epoch, and the median of the per-epoch ratios."""
+    epoch = {n: summarise(results[n])["epoch"] for n in names}
+    per_epoch = {n: [a["train_time"] / b["train_time"] for a, b in
+                     zip(results["npnet"]["epochs"], results[n]["epochs"])] for n in names}
+    return [["npnet / this: median epoch over median epoch"] + [f"{epoch['npnet'] / epoch[n]:.2f}" for n in names],
+            ["npnet / this: median of the per-epoch ratios"] + [f"{np.median(per_epoch[n]):.2f}" for n in names]]
+
+
+def cnn_report(results, skipped, mm, args):
+    """The CNN's sections of the report: training, the compute bound, the per-layer profile, the target."""
+    names = [n for n in CNN_FRAMEWORKS if n in results]
+    s = {n: summarise(results[n]) for n in names}
+    batch = CNN["batch_size"]
+    steps = -(-args.n_train // batch)  # steps per epoch
+    step = {n: s[n]["epoch"] / steps * 1000 for n in names}  # ms
+    out = [f"## Training: the CNN recipe's network ({args.n_train:,} examples, {args.cnn_epochs} epoch(s), batch "
+           f"{batch}, no augmentation)", ""]
+    rows = [
+        [f"step time, training steps only (median epoch / {steps} steps)"] + [f"{step[n]:.1f} ms" for n in names],
+        ["epoch time, training steps only (median)"] + [f"{s[n]['epoch']:.2f} s" for n in names],
+        ["epoch time incl. dev accuracy (median)"] + [f"{s[n]['epoch_with_eval']:.2f} s" for n in names],
+        ["total training time (steps only)"] + [f"{s[n]['total']:.1f} s" for n in names],
+        ["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
+        ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
+        ["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
+        ["... of which added by training"]
+        + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names],
+    ] + _ratios(results, names)
+    out += [table(["", *names], rows), ""]
+    out += [f"- {n}: {CNN_FRAMEWORKS[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
+            for n in names]
+    out += [f"- skipped {n}: {why}" for n, why in skipped.items()]
+    out += ["- All train the recipe's network (conv 5×5×32 → pool → ReLU → conv 5×5×64 → pool → ReLU → dense 128 "
+            "→ dropout 0.5 → 10) from He init with Adam (lr 1e-3, cosine decay by epoch, no L2), batch 128, "
+            "without the recipe's augmentation. Training time counts the steps only; the dev accuracy after each "
+            "epoch is timed apart. The frameworks take turns, one epoch each, each in its own process.", ""]
+
+    npnet, fl = step["npnet"], step_flops("cnn", batch)
+    bound, strict = fl["all"] / (mm["peak_gflops"] * 1e6), fl["needed"] / (mm["peak_gflops"] * 1e6)  # ms
+    cm = mm["cnn"]
+    rows = [
+        ["matmul FLOPs per step: forward, weight and input gradients of every layer",
+         f"{fl['all'] / 1e9:.2f} GFLOP"],
+        ["... without the first conv's input gradient, which nothing uses and training skips",
+         f"{fl['needed'] / 1e9:.2f} GFLOP"],
+        [f"float32 matmul throughput, {mm['square_n']}x{mm['square_n']} (peak)", f"{mm['peak_gflops']:.0f} GFLOP/s"],
+        ["the step's matmuls alone: the products training needs, as npnet writes them, at batch 128",
+         f"{cm['step_ms']:.1f} ms ({cm['gflops']:.0f} GFLOP/s)"],
+        ["compute bound: all the FLOPs / peak throughput", f"{bound:.1f} ms"],
+        ["npnet step / compute bound", f"{npnet / bound:.2f}x"],
+        ["stricter: the FLOPs training needs / peak throughput", f"{strict:.1f} ms"],
+        ["npnet step / stricter bound", f"{npnet / strict:.2f}x"],
+        ["npnet step / the step's matmuls alone", f"{npnet / cm['step_ms']:.2f}x"],
+    ] + [[f"{n} step / compute bound", f"{step[n] / bound:.2f}x"] for n in names if n != "npnet"]
+    out += [f"## The CNN's compute bound (one step, batch {batch})", "", table(["", "value"], rows), ""]
+    out += profile_report(results, cm)
+
+    fused = step.get("pytorch-fused")
+    if fused:
+        also = ", ".join(f"{npnet / step[n]:.2f}x against {n}" for n in ("pytorch", "pytorch-fused-cl") if n in step)
+        ratio = npnet / fused
+        note = " (quick mode: a subset, so this says nothing)" if args.quick else ""
+        out += [f"## CNN target{note}", "", table(["target", "measured", "met"], [
+            [f"npnet CNN step <= {CNN_TARGET}x PyTorch fused Adam's", f"{ratio:.2f}x" + (f" ({also})" if also else ""),
+             "yes" if ratio <= CNN_TARGET else "no"]]), ""]
+    else:
+        out += ["## CNN target", "", f"- pytorch-fused did not run, so npnet CNN step <= {CNN_TARGET}x PyTorch fused "
+                "Adam's is not measured", ""]
+    return out
+
+
+def profile_report(results, cm):
+    """The per-layer profile of the CNN step: npnet's, its matmuls alone, and PyTorch's (fused Adam if it ran)."""
+    npnet = results["npnet"].get("profile")
+    if not npnet:
+        return []
+    other = next((n for n in ("pytorch-fused", "pytorch", "pytorch-fused-cl") if results.get(n, {}).get("profile")),
+                 None)
+    tp = results[other]["profile"] if other else None
+    matmuls = {name: sum(t for t in ts if t) for name, *ts in cm["layers"]}
+    total = sum(f + b for _, f, b in npnet["layers"]) + sum(npnet["loss_ms"]) + npnet["optimizer_ms"]
+    t_layers, rows = list(tp["layers"]) if tp else [], []
+
+    def ms(x):
+        return f"{x:.2f}" if x is not None else "—"
+    for name, f, b in npnet["layers"]:
+        t = t_layers.pop(0) if t_layers and t_layers[0][0] == name else None  # PyTorch has no Reshape layer
+        rows.append([name, ms(f), ms(b) if b else "—", ms(f + b), f"{(f + b) / total:.0%}",
+                     ms(matmuls.pop(name)) if name in matmuls else ""]
+                    + ([ms(t[1]), ms(t[2]), ms(t[1] + t[2])] if t else ["—", "—", "—"] if tp else []))
+    loss, tloss = npnet["loss_ms"], tp["loss_ms"] if tp else None
+    rows.append(["loss: softmax cross-entropy" + (" (PyTorch's backward: all autograd work outside the layers)"
+                                                  if tp else ""),
+                 ms(loss[0]), ms(loss[1]), ms(sum(loss)), f"{sum(loss) / total:.0%}", ""]
+                + ([ms(tloss[0]), ms(tloss[1]), ms(sum(tloss))] if tp else []))
+    rows.append(["Adam step" + (" (PyTorch: with zero_grad)" if tp else ""), "", "", ms(npnet["optimizer_ms"]),
+                 f"{npnet['optimizer_ms'] / total:.0%}", ""] + (["", "", ms(tp["optimizer_ms"])] if tp else []))
+    t_total = (sum(f + b for _, f, b in tp["layers"]) + sum(tp["loss_ms"]) + tp["optimizer_ms"]) if tp else None
+    rows.append(["**sum of the medians above**", "", "", f"**{total:.2f}**", "", f"{cm['step_ms']:.2f}"]
+                + (["", "", f"**{t_total:.2f}**"] if tp else []))
+    rows.append(["the whole step, timed as above (median)", "", "", ms(npnet["step_ms"]), "", ""]
+                + (["", "", ms(tp["step_ms"])] if tp else []))
+    rows.append(["the whole step with no timers or hooks (median)", "", "", ms(npnet["clean_step_ms"]), "", ""]
+                + (["", "", ms(tp["clean_step_ms"])] if tp else []))
+    header = ["layer", "npnet forward", "npnet backward", "npnet total", "share", "npnet's matmuls alone"]
+    header += [f"{other} forward", f"{other} backward", f"{other} total"] if tp else []
+    top = sorted(((f + b, name) for name, f, b in npnet["layers"]), reverse=True)[:3]
+    return [f"## Where the CNN step goes, layer by layer (ms, medians of {npnet['steps']} steps at batch "
+            f"{CNN['batch_size']})", "", table(header, rows), "",
+            "- Each piece is timed alone, after warm-up, on the trained network in its own worker; a layer's backward "
+            "fills its weight gradients and, except for the first conv, its input gradient. *npnet's matmuls "
+            "alone* are the same products (forward, dW, dX) timed by themselves on random arrays in the main "
+            "process. PyTorch's layers are timed with forward and full backward hooks, which add a little overhead "
+            "of their own (compare the last two rows).",
+            "- npnet's three costliest layers: " + ", ".join(f"{name} {t:.1f} ms" for t, name in top), ""]
+
+
+def machine_report(info, cpus, args):
+    """The machine section: what ran the benchmark and how busy it was during each section."""
     blas = "; ".join(info["blas"])
     env = ", ".join(f"{k}={v}" for k, v in info["openblas_env"].items()) or "none set"
-    out += ["## Machine", "",
-            f"- {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['os']}; Python {info['python']}",
-            f"- NumPy {info['numpy']}, BLAS: {blas}; OPENBLAS_* variables: {env}",
-            f"- the run took {cpu['wall']:.0f} s; 1-minute load average at each epoch's start: median "
-            f"{cpu['load_median']:.2f} (min {cpu['load_min']:.2f}, max {cpu['load_max']:.2f}); other processes "
-            + ("used " + f"{cpu['others_share']:.0%}" if cpu["others_share"] is not None else "used an unknown share")
-            + " of the CPUs meanwhile",
-            f"- command: `{args.command}`", ""]
-    return "\n".join(out)
+    out = ["## Machine", "",
+           f"- {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['os']}; Python {info['python']}",
+           f"- NumPy {info['numpy']}, BLAS: {blas}; OPENBLAS_* variables: {env}"]
+    for label, cpu in cpus.items():
+        out.append(f"- the {label} run took {cpu['wall']:.0f} s; 1-minute load average at each epoch's start: median "
+                   f"{cpu['load_median']:.2f} (min {cpu['load_min']:.2f}, max {cpu['load_max']:.2f}); other processes "
+                   + ("used " + f"{cpu['others_share']:.0%}" if cpu["others_share"] is not None
+                      else "used an unknown share") + " of the CPUs meanwhile")
+    return out + [f"- command: `{args.command}`", ""]
 
 
-def plot(results, flops, mm, path):
-    """Two panels saved as a PNG: median epoch time per framework against the compute bound, and dev accuracy
-    against cumulative training time."""
+def plot(results, names, bound, path, ylim=None, target=None):
+    """Two panels saved as a PNG: median epoch time per framework against the compute bound (seconds per epoch),
+    and dev accuracy against cumulative training time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in FRAMEWORKS if n in results]
+    names = [n for n in names if n in results]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     medians = [summarise(results[n])["epoch"] for n in names]
     ax1.barh(names[::-1], medians[::-1], color=["tab:orange" if n == "npnet" else "tab:blue" for n in names[::-1]])
-    bound = flops["all"] / (mm["peak_gflops"] * 1e9)
     ax1.axvline(bound, color="k", ls="--", lw=1, label=f"compute bound {bound:.2f} s")
     ax1.set_xlabel("seconds per epoch, training steps only (median)")
     ax1.legend(loc="lower right")
     for n in names:
         ep = results[n]["epochs"]
         ax2.plot(np.cumsum([e["train_time"] for e in ep]), [e["dev_acc"] for e in ep], "o-", ms=3, label=n)
-    ax2.axhline(TARGET_DEV, color="k", ls=":", lw=1, label=f"{TARGET_DEV:.1%}")
+    if target:
+        ax2.axhline(target, color="k", ls=":", lw=1, label=f"{target:.1%}")
     ax2.set_xlabel("cumulative training seconds")
     ax2.set_ylabel("dev accuracy")
-    ax2.set_ylim(0.95, 0.99)
+    if ylim:
+        ax2.set_ylim(*ylim)
     ax2.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -479,11 +836,13 @@ def plot(results, flops, mm, path):
 class Worker:
     """A framework's subprocess: started, fed `epoch` lines, answered with one JSON line each."""
 
-    def __init__(self, name, args):
+    def __init__(self, name, kind, num_epochs, args):
         self.name, self.log = name, tempfile.TemporaryFile("w+")
-        cmd = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs),
-               "--n-train", str(args.n_train), "--n-dev", str(args.n_dev), "--calls", str(args.calls)]
-        print(f"starting {name} ...", file=sys.stderr)
+        cmd = [sys.executable, __file__, "--worker", name, "--model", kind, "--epochs", str(num_epochs),
+               "--n-train", str(args.n_train), "--n-dev", str(args.n_dev), "--n-test", str(args.n_test),
+               "--calls", str(args.calls),
+               "--profile-steps", str(args.profile_steps)]
+        print(f"starting {name} ({kind}) ...", file=sys.stderr)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      text=True, cwd=ROOT)
         self.ask(None)  # wait until it has loaded the data and built its model
@@ -520,7 +879,7 @@ def _busy_cpu_seconds():
         return None
 
 
-def rounds(workers, num_epochs, skipped):
+def rounds(workers, num_epochs, skipped, label=""):
     """Epoch 1 of every framework, then epoch 2 of every framework, ...: a change in the machine's load hits all.
 
     Returns ({name: results}, {how busy the rest of the machine was})."""
@@ -530,7 +889,7 @@ def rounds(workers, num_epochs, skipped):
     loads = []
     for epoch in range(num_epochs):
         loads.append(os.getloadavg()[0])
-        print(f"epoch {epoch + 1}/{num_epochs}: " + ", ".join(workers), file=sys.stderr)
+        print(f"{label}epoch {epoch + 1}/{num_epochs}: " + ", ".join(workers), file=sys.stderr)
         for name, w in list(workers.items()):
             time.sleep(SETTLE)  # let the previous framework's idle threads stop spinning
             try:
@@ -552,64 +911,108 @@ def rounds(workers, num_epochs, skipped):
                      "load_median": float(np.median(loads)), "wall": wall}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="one epoch on 2,000 examples: checks it works, times nothing")
-    p.add_argument("--epochs", type=int, help="epochs per framework (default: the recipe's 15; 1 when --quick)")
-    p.add_argument("--frameworks", help="comma-separated subset of " + ", ".join(FRAMEWORKS)
-                   + " (default: all; --quick leaves out pytorch-fused)")
-    p.add_argument("--json", type=Path, help="also write every raw number here")
-    p.add_argument("--plot", type=Path, help="also draw epoch times and dev accuracy over time to this PNG")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--n-train", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--n-dev", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--calls", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.epochs = args.epochs or (1 if args.quick else MLP["num_epochs"])
-    args.n_train = args.n_train or (2000 if args.quick else 50_000)
-    args.n_dev = args.n_dev or (2000 if args.quick else 10_000)
-    args.calls = args.calls if args.calls is not None else (50 if args.quick else 1000)
-    if args.worker:
-        worker(args.worker, args.epochs, args.n_train, args.n_dev, args.calls)
-        return 0
-
-    args.command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + \
-        (f" --epochs {args.epochs}" if args.epochs != (1 if args.quick else MLP["num_epochs"]) else "") + \
-        (f" --plot {args.plot}" if args.plot else "")
-    default = [n for n in FRAMEWORKS if not (args.quick and n == "pytorch-fused")]
-    wanted = [n.strip() for n in args.frameworks.split(",") if n.strip()] if args.frameworks else default
-    unknown = set(wanted) - set(FRAMEWORKS)
-    if unknown:
-        p.error(f"unknown framework(s) {sorted(unknown)}; choose from {list(FRAMEWORKS)}")
-    info = machine()
-    print(f"Benchmarking on {info['cpu']} ({info['cores']} cores); BLAS: {'; '.join(info['blas'])}", file=sys.stderr)
-    mm = matmul_throughput(args.quick)
+def run_section(kind, names, num_epochs, args):
+    """Start a worker per framework and train them in turns: (results, skipped, cpu), or None if npnet did not run."""
+    frameworks = FRAMEWORKS if kind == "mlp" else CNN_FRAMEWORKS
     workers, skipped = {}, {}
-    for name in wanted:
-        module = FRAMEWORKS[name][0]
+    for name in names:
+        module = frameworks[name][0]
         if importlib.util.find_spec(module) is None:
             skipped[name] = f"`{module}` is not installed (`make bench` installs it)"
             print(f"skipped {name}: {skipped[name]}", file=sys.stderr)
             continue
         try:
-            workers[name] = Worker(name, args)
+            workers[name] = Worker(name, kind, num_epochs, args)
         except RuntimeError as e:
             skipped[name] = str(e)
             print(f"skipped {name}: {e}", file=sys.stderr)
     if "npnet" not in workers:
-        print("npnet did not start: nothing to compare against", file=sys.stderr)
-        return 1
-    results, cpu = rounds(workers, args.epochs, skipped)
+        print(f"npnet did not start ({kind}): nothing to compare against", file=sys.stderr)
+        return None
+    results, cpu = rounds(workers, num_epochs, skipped, label=f"{kind.upper()} ")
     if "npnet" not in results:
-        print(f"npnet failed: {skipped.get('npnet')}", file=sys.stderr)
-        return 1
-    flops = epoch_flops(args.n_train)
-    print(report(results, skipped, flops, mm, info, args, cpu))
-    if args.plot:
-        plot(results, flops, mm, args.plot)
+        print(f"npnet failed ({kind}): {skipped.get('npnet')}", file=sys.stderr)
+        return None
+    return results, skipped, cpu
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one epoch of each model on 2,000 examples, 2,000 dev "
+                   "and test images: checks it works, times nothing")
+    p.add_argument("--epochs", type=int, help="MLP epochs per framework (default: the recipe's 15; 1 when --quick)")
+    p.add_argument("--cnn-epochs", type=int, help="CNN epochs per framework (default: the recipe's 12; 1 when --quick)")
+    p.add_argument("--models", default="mlp,cnn", help="which sections to run: mlp, cnn or mlp,cnn (the default)")
+    p.add_argument("--frameworks", help="comma-separated subset of " + ", ".join({**FRAMEWORKS, **CNN_FRAMEWORKS})
+                   + " (default: all; --quick runs pytorch-fused for the CNN only and pytorch for the MLP only)")
+    p.add_argument("--json", type=Path, help="also write every raw number here")
+    p.add_argument("--plot", type=Path, help="also draw epoch times and dev accuracy over time to this PNG "
+                   "(and the CNN's to the same name with _cnn added)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
+    p.add_argument("--n-train", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--n-dev", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--n-test", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--calls", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--profile-steps", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.epochs = args.epochs or (1 if args.quick else MLP["num_epochs"])
+    args.cnn_epochs = args.cnn_epochs or (1 if args.quick else CNN["num_epochs"])
+    args.n_train = args.n_train or (2000 if args.quick else 50_000)
+    args.n_dev = args.n_dev or (2000 if args.quick else 10_000)
+    args.n_test = args.n_test or (2000 if args.quick else 10_000)  # the whole test set, but for --quick
+    args.calls = args.calls if args.calls is not None else (50 if args.quick else 1000)
+    args.profile_steps = args.profile_steps if args.profile_steps is not None else (5 if args.quick else 20)
+    if args.worker:
+        worker(args.worker, args.model, args.epochs, args.n_train, args.n_dev, args.n_test, args.calls,
+               args.profile_steps)
+        return 0
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or set(models) - set(RECIPES):
+        p.error(f"--models: choose from {list(RECIPES)}")
+    args.command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + \
+        (f" --epochs {args.epochs}" if args.epochs != (1 if args.quick else MLP["num_epochs"]) else "") + \
+        (f" --cnn-epochs {args.cnn_epochs}" if args.cnn_epochs != (1 if args.quick else CNN["num_epochs"]) else "") + \
+        (f" --models {args.models}" if models != ["mlp", "cnn"] else "") + \
+        (f" --plot {args.plot}" if args.plot else "")
+    wanted = [n.strip() for n in args.frameworks.split(",") if n.strip()] if args.frameworks else None
+    unknown = set(wanted or ()) - set(FRAMEWORKS) - set(CNN_FRAMEWORKS)
+    if unknown:
+        p.error(f"unknown framework(s) {sorted(unknown)}; choose from {list({**FRAMEWORKS, **CNN_FRAMEWORKS})}")
+    info = machine()
+    print(f"Benchmarking on {info['cpu']} ({info['cores']} cores); BLAS: {'; '.join(info['blas'])}", file=sys.stderr)
+    mm = matmul_throughput(args.quick)
+    if "cnn" in models:
+        mm["cnn"] = cnn_matmuls(args.quick)
+    out, raw, cpus = [], {"machine": info, "matmul": mm}, {}
+    if "mlp" in models:
+        default = [n for n in FRAMEWORKS if not (args.quick and n == "pytorch-fused")]
+        section = run_section("mlp", [n for n in wanted or default if n in FRAMEWORKS], args.epochs, args)
+        if section is None:
+            return 1
+        results, skipped, cpus["MLP"] = section
+        flops = epoch_flops(args.n_train)
+        out += mlp_report(results, skipped, flops, mm, args)
+        raw.update(flops=flops, results=results, skipped=skipped, cpu=cpus["MLP"])
+        if args.plot:
+            plot(results, FRAMEWORKS, flops["all"] / (mm["peak_gflops"] * 1e9), args.plot, (0.95, 0.99), TARGET_DEV)
+    if "cnn" in models:
+        # the CNN's target is against fused Adam, so --quick runs that PyTorch
+        default = ["npnet", "pytorch-fused"] if args.quick else list(CNN_FRAMEWORKS)
+        section = run_section("cnn", [n for n in wanted or default if n in CNN_FRAMEWORKS], args.cnn_epochs, args)
+        if section is None:
+            return 1
+        results, skipped, cpus["CNN"] = section
+        out += cnn_report(results, skipped, mm, args)
+        raw["cnn"] = {"flops_per_step": step_flops("cnn", CNN["batch_size"]), "results": results,
+                      "skipped": skipped, "cpu": cpus["CNN"]}
+        if args.plot:
+            bound = step_flops("cnn", args.n_train)["all"] / (mm["peak_gflops"] * 1e9)  # s per epoch
+            plot(results, CNN_FRAMEWORKS, bound, args.plot.with_name(f"{args.plot.stem}_cnn{args.plot.suffix}"))
+    print("\n".join(out + machine_report(info, cpus, args)))
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "matmul": mm, "flops": flops, "results": results,
-                                         "skipped": skipped, "cpu": cpu}, indent=1))
+        args.json.write_text(json.dumps(raw, indent=1))
     return 0
 
 

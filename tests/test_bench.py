@@ -1,4 +1,5 @@
-"""The benchmark keeps working: `bench.py --quick` trains each installed framework one short epoch (times unchecked)."""
+"""The benchmark keeps working: `bench.py --quick` trains each installed framework one short epoch of the MLP and of
+the CNN (times unchecked); the FLOP counts match hand calculations; conv_variants.py's variants agree with npnet."""
 
 import importlib.util
 import json
@@ -13,11 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 
 
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench", BENCH)
+def _module(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _bench_module():
+    return _module(BENCH)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +88,103 @@ def test_quick_run_compares_with_pytorch_only_after_make_bench(quick):
                     "PyTorch and says so; run `make bench` first to check the PyTorch column")
 
 
+@pytest.mark.slow
+def test_quick_run_has_the_cnn_section(quick):
+    text, raw = quick
+    for line in ("## Training: the CNN recipe's network", "no augmentation", "step time, training steps only",
+                 "epoch time incl. dev accuracy", "final dev accuracy", "npnet / this: median of the per-epoch ratios",
+                 "## The CNN's compute bound", "without the first conv's input gradient", "the step's matmuls alone",
+                 "npnet step / compute bound", "## Where the CNN step goes, layer by layer", "Adam step",
+                 "the whole step with no timers or hooks", "npnet's three costliest layers", "## CNN target",
+                 "the CNN run took"):
+        assert line in text, line
+    header = next(line for line in text.splitlines() if line.startswith("|  | npnet")
+                  and line in text.split("## Training: the CNN")[1])
+    assert header.count("|") == len(raw["cnn"]["results"]) + 2  # one column per framework that ran; no sklearn
+    assert "sklearn" not in header
+
+
+@pytest.mark.slow
+def test_quick_run_trains_npnets_cnn(quick):
+    _, raw = quick
+    r = raw["cnn"]["results"]["npnet"]
+    (epoch,) = r["epochs"]
+    assert epoch["train_time"] > 0 and epoch["eval_time"] > 0 and epoch["train_acc"] is None  # dev set only
+    # 16 steps on 2,000 examples from He init reach ~0.73 (seed 0); chance is 0.1
+    assert r["test_acc"] > 0.5 and epoch["dev_acc"] > 0.5, (r["test_acc"], epoch["dev_acc"])
+
+
+@pytest.mark.slow
+def test_quick_run_profiles_every_layer_of_the_cnn_step(quick):
+    from npnet.recipes import cnn
+
+    bench = _bench_module()
+    _, raw = quick
+    model = cnn()
+    names = [bench.layer_name(layer) for layer in model]
+    assert names[:5] == ["Reshape to (28, 28, 1)", "Conv2D 1→32 5×5", "MaxPool2D 2×2", "ReLU", "Conv2D 32→64 5×5"]
+    assert names[-3:] == ["ReLU", "Dropout 0.5", "Dense 128→10"] and "Dense 1024→128" in names
+    prof = raw["cnn"]["results"]["npnet"]["profile"]
+    assert [row[0] for row in prof["layers"]] == names
+    for (name, forward, backward), layer in zip(prof["layers"], model):
+        assert forward > 0, name
+        assert backward > 0 or name.startswith("Reshape"), name  # nothing runs backward below the first conv
+    assert all(t > 0 for t in prof["loss_ms"]) and prof["optimizer_ms"] > 0
+    assert prof["step_ms"] > 0 and prof["clean_step_ms"] > 0 and prof["steps"] == 5
+    for name, r in raw["cnn"]["results"].items():  # PyTorch's: the same layers, bar the Reshape it does not need
+        if name != "npnet":
+            assert [row[0] for row in r["profile"]["layers"]] == names[1:], name
+            assert all(f > 0 and b > 0 for _, f, b in r["profile"]["layers"]), name
+    cm = raw["matmul"]["cnn"]
+    assert [row[0] for row in cm["layers"]] == [n for n in names if n.startswith(("Conv2D", "Dense"))]
+    assert cm["layers"][0][3] is None and cm["step_ms"] > 0  # the first conv's dX is not timed: training skips it
+
+
+@pytest.mark.slow
+def test_quick_run_compares_the_cnn_with_pytorch_fused_adam_only_after_make_bench(quick):
+    text, raw = quick
+    if importlib.util.find_spec("torch") is None:
+        assert "pytorch-fused" in raw["cnn"]["skipped"] and "pytorch-fused did not run" in text
+        pytest.skip("torch is not installed (only `make bench` installs it): checked that the CNN section says so")
+    r = raw["cnn"]["results"]["pytorch-fused"]
+    assert len(r["epochs"]) == 1 and r["epochs"][0]["train_time"] > 0
+    assert r["test_acc"] > 0.5, r["test_acc"]
+    assert "| npnet CNN step <= 0.7x PyTorch fused Adam's |" in text
+
+
+def test_cnn_flops_per_step_match_a_hand_calculation():
+    bench = _bench_module()
+    # batch 128; 28 -> conv 5x5 -> 24 -> pool -> 12 -> conv 5x5 -> 8 -> pool -> 4; a conv is one im2col matmul
+    # (N·Ho·Wo, k·k·C) @ (k·k·C, F): 2·M·K·N FLOPs per pass
+    conv1 = 2 * (128 * 24 * 24) * (5 * 5 * 1) * 32       # 117,964,800
+    conv2 = 2 * (128 * 8 * 8) * (5 * 5 * 32) * 64        # 838,860,800
+    dense1, dense2 = 2 * 128 * (4 * 4 * 64) * 128, 2 * 128 * 128 * 10
+    assert [p[1:] for p in bench.products("cnn", 128)] == [(73728, 25, 32), (8192, 800, 64), (128, 1024, 128),
+                                                            (128, 128, 10)]
+    flops = bench.step_flops("cnn", 128)
+    assert flops["all"] == 3 * (conv1 + conv2 + dense1 + dense2) == 2_972_123_136  # forward, dW and dX
+    assert flops["needed"] == flops["all"] - conv1  # training skips the first conv's dX
+    assert bench.epoch_flops(50_000, "cnn")["all"] == flops["all"] * 50_000 // 128  # linear in the examples
+
+
+def test_conv_variants_agree_with_npnet():
+    """Every design that benchmarks/conv_variants.py times computes npnet's logits and gradients (its own check)."""
+    variants = _module(ROOT / "benchmarks" / "conv_variants.py")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 784), dtype=np.float32), rng.integers(0, 10, 8)
+    reference = variants.VARIANTS[variants.SHIPPED][0]()
+    for label, (build, to_layout, from_layout) in variants.VARIANTS.items():
+        variants.check(build(), reference, X, y, to_layout, from_layout)
+    broken = variants.network(variants.chunked(3), variants.MaxPool2D)  # chunks that do not divide the batch
+    variants.check(broken, reference, X, y, None, None)
+    build, to_layout, from_layout = next(iter(variants.VARIANTS.values()))  # (a), channels first
+
+    def kernels_only(name, i, value):  # converts the kernels but forgets that Flatten's order changed too
+        return value.transpose(3, 2, 0, 1) if value.ndim == 4 else value
+    with pytest.raises(AssertionError, match="logits differ"):  # the check does catch a wrong layout
+        variants.check(build(), reference, X, y, kernels_only, from_layout)
+
+
 def test_summary_counts_training_time_to_the_dev_target():
     bench = _bench_module()
     epochs = [{"train_time": t, "eval_time": 0.5, "train_acc": 0.9, "dev_acc": d}
@@ -105,7 +207,7 @@ def test_flops_per_epoch_match_the_issue():
 def test_a_missing_framework_is_skipped_and_said_so(capsys, monkeypatch):
     bench = _bench_module()
     monkeypatch.setitem(bench.FRAMEWORKS, "nonesuch", ("no_such_module_for_npnet", "a framework not installed"))
-    assert bench.main(["--quick", "--frameworks", "npnet,nonesuch", "--calls", "0"]) == 0
+    assert bench.main(["--quick", "--models", "mlp", "--frameworks", "npnet,nonesuch", "--calls", "0"]) == 0
     text = capsys.readouterr().out
     assert "- skipped nonesuch: `no_such_module_for_npnet` is not installed" in text
     assert "|  | npnet |" in text and "nonesuch |" not in text
