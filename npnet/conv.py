@@ -12,7 +12,8 @@ from .layers import Layer
 
 
 def im2col(x, k, stride=1):
-    """Every k×k patch as a row: (N, H, W, C) -> cols (N·Ho·Wo, k·k·C), columns ordered (i, j, c) like a (k, k, C, F) kernel."""
+    """Every k×k patch as a row: (N, H, W, C) -> cols (N·Ho·Wo, k·k·C), rows ordered (n, i, j) like the output and
+    columns (u, v, c) like a (k, k, C, F) kernel: row (n, i, j), column (u, v, c) holds x[n, i·stride + u, j·stride + v, c]."""
     windows = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]   # (N, Ho, Wo, C, k, k), a view
     N, Ho, Wo, C = windows.shape[:4]
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho * Wo, k * k * C)     # the one copy
@@ -24,9 +25,9 @@ def col2im(dcols, x_shape, k, stride=1):
     Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
     d = dcols.reshape(N, Ho, Wo, k, k, C)
     dx = np.zeros(x_shape, dcols.dtype)
-    for i in range(k):          # k·k whole-batch adds, one per kernel offset; none per pixel or example
-        for j in range(k):
-            dx[:, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += d[:, :, :, i, j]
+    for u in range(k):          # k·k whole-batch adds, one per kernel offset (u, v); none per pixel or example
+        for v in range(k):
+            dx[:, u:u + stride * Ho:stride, v:v + stride * Wo:stride] += d[:, :, :, u, v]
     return dx
 
 

@@ -60,14 +60,17 @@ def cnn(channels=(32, 64), kernel_size=5, hidden=128, dropout=0.5, rng=None):
 
 def augmenter(cfg, stats):
     """The augment(X_batch, rng) function a recipe asks for, or None: fills with the standardised background.
-    cfg["augment"] holds random_affine's ranges, or {"elastic": random_elastic's alpha and sigma}."""
+    cfg["augment"] holds random_affine's ranges, {"elastic": random_elastic's alpha and sigma}, or both."""
     if not cfg.get("augment"):
         return None
     mean, std = stats
     fill = np.float32(-mean / std)
-    if "elastic" in cfg["augment"]:
-        return functools.partial(random_elastic, fill=fill, **cfg["augment"]["elastic"])
-    return functools.partial(random_affine, fill=fill, **cfg["augment"])
+    ranges = {k: v for k, v in cfg["augment"].items() if k != "elastic"}
+    affine = functools.partial(random_affine, fill=fill, **ranges) if ranges else None
+    elastic = functools.partial(random_elastic, fill=fill, **cfg["augment"]["elastic"]) if "elastic" in cfg["augment"] else None
+    if affine and elastic:
+        return lambda X, rng: elastic(affine(X, rng), rng)   # the affine map first, then the elastic field
+    return affine or elastic
 
 
 def _train(model, cfg, splits, rng, progress):

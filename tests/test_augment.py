@@ -168,3 +168,16 @@ def test_the_elastic_recipes_augment_with_simards_distortions():
         assert np.array_equal(augment(X, np.random.default_rng(3)),
                               random_elastic(X, np.random.default_rng(3), alpha=34.0, sigma=4.0, fill=fill))
     assert recipes.augmenter(recipes.MLP, stats) is None
+
+
+def test_a_recipe_can_ask_for_both_the_affine_and_the_elastic_distortions():
+    from npnet import recipes
+    from npnet.augment import random_affine
+
+    stats = (np.float32(0.13), np.float32(0.31))
+    fill = np.float32(-stats[0] / stats[1])
+    cfg = {"augment": {**recipes.CNN["augment"], "elastic": recipes.ELASTIC}}
+    X = digits(4)
+    rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+    want = random_elastic(random_affine(X, rng_b, fill=fill, **recipes.CNN["augment"]), rng_b, fill=fill, **recipes.ELASTIC)
+    assert np.array_equal(recipes.augmenter(cfg, stats)(X, rng_a), want)
