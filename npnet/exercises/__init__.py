@@ -35,14 +35,16 @@ class Exercise:
     numerical  optional: args -> expected output by central differences (float64), checked after the reference
     hint_text  a nudge in words
     returns    names of the outputs, e.g. ("dW", "db"), used in messages
+    raised_note  optional: a sentence added when the learner's function raises, e.g. about the array layout
     rtol, atol tolerances for comparing outputs
     """
 
     def __init__(self, name, reference, solution, cases, verified, mistakes, hint_text,
-                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0):
+                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0, raised_note=None):
         self.name, self.reference, self.solution_fn = name, reference, solution
         self.cases, self.verified, self.mistakes = cases, verified, mistakes
         self.numerical, self.hint_text, self.returns = numerical, hint_text, returns
+        self.raised_note = raised_note
         self.rtol, self.atol, self.seed = rtol, atol, seed
 
     # -- what the learner calls -------------------------------------------------------------------------
@@ -76,7 +78,8 @@ class Exercise:
             if isinstance(out, _Raised):
                 if isinstance(out.error, NotImplementedError):
                     return "not done", NOT_DONE.format(name=f"ex.{self.name}")
-                return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}"
+                note = f". {self.raised_note}" if self.raised_note else ""
+                return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}{note}"
             if isinstance(out, _Mutated):
                 name = self._arg_name(out.index)
                 return "wrong", (f"✗ {self.name} changed its argument `{name}` in place, so the caller's array changes "
@@ -191,6 +194,8 @@ def _difference(out, want, names=None):
         o, w = _real(o), _real(w)
         if o.shape != w.shape:
             hint = ": is it transposed?" if o.shape == w.shape[::-1] else ""
+            if o.ndim == 4 and o.shape == (w.shape[0], w.shape[3], w.shape[1], w.shape[2]):
+                hint = ": its axes look like (N, C, H, W), but npnet's layout is channels last, (N, H, W, C)"
             return f"{which}shape {o.shape}, expected {w.shape}{hint}"
         if not np.all(np.isfinite(o)) and np.all(np.isfinite(w)):
             return f"{which}contains NaN or inf where the answer is finite"

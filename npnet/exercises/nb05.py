@@ -139,6 +139,28 @@ def _rows_ijn(x, k, s):
     return _as_cols(_windows(x, k, s), 1, 2, 0, 4, 5, 3)
 
 
+def _patch_axes_first(x, k, s):
+    """cols built as (N, k, k, Ho, Wo, C), cols[:, u, v] = ..., then reshaped with no transpose."""
+    w = _windows(x, k, s).transpose(0, 4, 5, 1, 2, 3)                 # (N, k, k, Ho, Wo, C)
+    return np.ascontiguousarray(w).reshape(-1, k * k * x.shape[3])
+
+
+def _starts_at_u_times_stride(x, k, s):
+    N, H, W, C = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    cols = np.zeros((N, Ho, Wo, k, k, C))
+    for u in range(k):
+        for v in range(k):
+            patch = x[:, u * s:u * s + s * Ho:s, v * s:v * s + s * Wo:s]          # starts at u·s, not u
+            cols[:, :patch.shape[1], :patch.shape[2], u, v] = patch
+    return cols.reshape(N * Ho * Wo, k * k * C)
+
+
+def _no_plus_one(x, k, s):
+    N, H, W, C = x.shape
+    return _as_cols(_windows(x, k, s)[:, :(H - k) // s, :(W - k) // s], 0, 1, 2, 4, 5, 3)
+
+
 def _steps_of_one(x, k, s):
     N, H, W, C = x.shape
     Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
@@ -165,7 +187,15 @@ im2col = Exercise(
          _steps_of_one),
         ("cols is transposed: one ROW per patch, shape (N·Ho·Wo, k·k·C), so that cols @ W (k·k·C, F) works.",
          lambda x, k, s: conv.im2col(x, k, s).T),
+        ("the values are right but each row mixes several patches: your array is laid out (N, k, k, Ho, Wo, C). "
+         "Put the axes in the order (N, Ho, Wo, k, k, C) before reshaping to (N·Ho·Wo, k·k·C).", _patch_axes_first),
+        ("the pixel under offset (u, v) of patch (i, j) is (i·s + u, j·s + v): the slice for offset u starts at u "
+         "and steps by s, x[:, u : u + s·Ho : s], not at u·s.", _starts_at_u_times_stride),
+        ("one patch too few in each direction: a k-wide kernel fits (H - k) // stride + 1 times in H pixels.",
+         _no_plus_one),
     ],
+    raised_note="x is (N, H, W, C), channels last: its rows and columns are axes 1 and 2 (x[:, rows, cols]) and "
+                "C is x.shape[3]",
     hint_text="Ho = (H - k) // stride + 1, and the same for Wo. For each kernel offset (u, v) the pixels under it, "
               "for every image, output position and channel at once, are x[:, u : u + stride·Ho : stride, "
               "v : v + stride·Wo : stride], an (N, Ho, Wo, C) array. Put them in an array of shape "
@@ -256,6 +286,17 @@ def _route(x, grad, size, pick):
     return dx
 
 
+def _cropped(x, g, s):
+    """The right gradient, but only for the rows and columns that windows cover: shape (N, Ho·s, Wo·s, C)."""
+    Ho, Wo = g.shape[1:3]
+    return maxpool_backward_solution(x, g, s)[:, :Ho * s, :Wo * s]
+
+
+def _column_major_first(window):
+    r, c = divmod(int(np.argmax(window.T.ravel())), window.shape[0])
+    return c, r
+
+
 def _last_max(window):
     flat = window.ravel()
     a = len(flat) - 1 - np.argmax(flat[::-1])
@@ -285,7 +326,15 @@ maxpool_backward = Exercise(
         ("the gradient goes to the max's position with row and column swapped: a flat index a inside a size×size "
          "window is row a // size, column a % size.",
          lambda x, g, s: _route(x, g, s, lambda w: divmod(int(np.argmax(w)), w.shape[1])[::-1])),
+        ("on ties you pick the first max counted column by column; npnet counts row by row, as np.argmax does on "
+         "the window flattened row-major.", lambda x, g, s: _route(x, g, s, _column_major_first)),
+        ("the max's position gets 1, not the incoming gradient: multiply the one-hot by grad[..., None].",
+         lambda x, g, s: _route(x, np.ones_like(g), s, lambda w: divmod(int(np.argmax(w)), w.shape[1]))),
+        ("dx must have x's shape even when H or W is not a multiple of size: the leftover rows and columns are in "
+         "no window and get 0.", _cropped),
     ],
+    raised_note="x is (N, H, W, C), channels last: cut it to x[:, :Ho·size, :Wo·size] and reshape that to "
+                "(N, Ho, size, Wo, size, C), the two in-window axes being 2 and 4",
     hint_text="Reshape x[:, :Ho·size, :Wo·size] to (N, Ho, size, Wo, size, C), move the two in-window axes to "
               "the end and flatten them: (N, Ho, Wo, C, size²). np.argmax over the last axis gives each window's "
               "first max; a one-hot of it times grad[..., None] routes the gradient. Undo the reshapes, and leave 0 "
@@ -337,6 +386,18 @@ conv_cost = Exercise(
         ("the multiply-adds are twice the answer: you counted FLOPs (a multiply and an add each); count each "
          "multiply-add once.", lambda C, F, k, H, W, s, p: (lambda r: (r[0], 2 * r[1], r[2], r[3]))(
              _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+        ("the parameter count leaves out the input channels: each kernel covers all C of them, (k, k, C) weights, "
+         "so there are F·(C·k·k + 1) parameters.",
+         lambda C, F, k, H, W, s, p: (lambda r: (F * (k * k + 1), r[1], r[2], r[3]))(
+             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+        ("the multiply-adds count the bias too: adding it is an addition, not a multiply-add, so Ho·Wo·F·C·k·k.",
+         lambda C, F, k, H, W, s, p: (lambda Ho, Wo: (F * (C * k * k + 1), Ho * Wo * F * (C * k * k + 1), Ho, Wo))(
+             (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)),
+        ("the multiply-adds use the input's H·W: there is one dot product per OUTPUT value, so Ho·Wo·F·C·k·k.",
+         lambda C, F, k, H, W, s, p: (lambda Ho, Wo: (F * (C * k * k + 1), H * W * F * C * k * k, Ho, Wo))(
+             (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)),
+        ("the output size pads one side only: padding adds p rows at the top and p at the bottom, H + 2p.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + p - k) // s + 1, (W + p - k) // s + 1)),
         ("the multiply-adds leave out the input channels: each output value sums over C·k·k inputs, not k·k.",
          lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // C, r[2], r[3]))(
              _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
@@ -379,10 +440,15 @@ global_avg_pool_backward = Exercise(
         ("the gradient is divided by N·H·W: the mean is over each map's H·W pixels, not over the batch too.",
          lambda g, s: _spread(g, s, s[0] * s[1] * s[2])),
         ("the gradient is divided by H + W: a map has H·W pixels.", lambda g, s: _spread(g, s, s[1] + s[2])),
+        ("x_shape is (N, H, W, C), channels last: a map has x_shape[1]·x_shape[2] pixels, not "
+         "x_shape[2]·x_shape[3] (that would be N, C, H, W).", lambda g, s: _spread(g, s, s[2] * s[3])),
+        ("each channel's map is averaged on its own: divide by H·W, not H·W·C.",
+         lambda g, s: _spread(g, s, s[1] * s[2] * s[3])),
         ("all of a map's gradient goes to one pixel: that is how a max is differentiated, but every pixel "
          "contributes equally to a mean.",
          lambda g, s: np.pad(g[:, None, None, :], ((0, 0), (0, s[1] - 1), (0, s[2] - 1), (0, 0)))),
     ],
+    raised_note="grad is (N, C) and the input (N, H, W, C), channels last: grad[:, None, None, :] lines up with it",
     hint_text="out[n, c] = (1/(H·W)) · sum over (i, j) of x[n, i, j, c], so d out[n, c] / d x[n, i, j, c] = 1/(H·W) "
               "for every pixel of that map. Broadcast grad[:, None, None, :] / (H·W) to the input's shape.",
 )
