@@ -67,7 +67,8 @@ def augmenter(cfg, stats):
     fill = np.float32(-mean / std)
     ranges = {k: v for k, v in cfg["augment"].items() if k != "elastic"}
     affine = functools.partial(random_affine, fill=fill, **ranges) if ranges else None
-    elastic = functools.partial(random_elastic, fill=fill, **cfg["augment"]["elastic"]) if "elastic" in cfg["augment"] else None
+    shape = cfg["augment"].get("elastic")
+    elastic = functools.partial(random_elastic, fill=fill, **shape) if shape else None
     if affine and elastic:
         return lambda X, rng: elastic(affine(X, rng), rng)   # the affine map first, then the elastic field
     return affine or elastic
