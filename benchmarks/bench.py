@@ -602,16 +602,12 @@ def mlp_report(results, skipped, flops, mm, args):
         ["final train accuracy"] + [f"{s[n]['train_acc']:.4f}" for n in names],
         ["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
         ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
-        ["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
-        ["... of which added by training"]
-        + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names],
+        *_memory_rows(s, names),
     ]
     if npnet:
         rows += _ratios(results, names)
     out += [table(["", *names], rows), ""]
-    out += [f"- {n}: {FRAMEWORKS[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
-            for n in names]
-    out += [f"- skipped {n}: {why}" for n, why in skipped.items()]
+    out += _framework_lines(FRAMEWORKS, results, names, skipped)
     out += ["- Training time counts the mini-batch steps (shuffle, forward, backward, update); the accuracy "
             "evaluation after each epoch (all training examples and the dev set, without gradients) is timed "
             "apart. The frameworks take turns, one epoch each, each in its own process. Peak memory includes "
@@ -669,6 +665,19 @@ def mlp_report(results, skipped, flops, mm, args):
     return out
 
 
+def _memory_rows(s, names):
+    """The two memory rows of a training table, from summarise()'s numbers."""
+    return [["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
+            ["... of which added by training"]
+            + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names]]
+
+
+def _framework_lines(frameworks, results, names, skipped):
+    """One line per framework that ran (how it is set up, its versions) and one per framework skipped."""
+    return ([f"- {n}: {frameworks[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
+             for n in names] + [f"- skipped {n}: {why}" for n, why in skipped.items()])
+
+
 def _ratios(results, names):
     """npnet / each framework: the median epoch over the median epoch, and the median of the per-epoch ratios."""
     epoch = {n: summarise(results[n])["epoch"] for n in names}
@@ -694,14 +703,10 @@ def cnn_report(results, skipped, mm, args):
         ["total training time (steps only)"] + [f"{s[n]['total']:.1f} s" for n in names],
         ["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
         ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
-        ["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
-        ["... of which added by training"]
-        + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names],
+        *_memory_rows(s, names),
     ] + _ratios(results, names)
     out += [table(["", *names], rows), ""]
-    out += [f"- {n}: {CNN_FRAMEWORKS[n][1]}; {', '.join(f'{k} {v}' for k, v in results[n]['versions'].items())}"
-            for n in names]
-    out += [f"- skipped {n}: {why}" for n, why in skipped.items()]
+    out += _framework_lines(CNN_FRAMEWORKS, results, names, skipped)
     out += ["- All train the recipe's network (conv 5×5×32 → pool → ReLU → conv 5×5×64 → pool → ReLU → dense 128 "
             "→ dropout 0.5 → 10) from He init with Adam (lr 1e-3, cosine decay by epoch, no L2), batch 128, "
             "without the recipe's augmentation. Training time counts the steps only; the dev accuracy after each "
