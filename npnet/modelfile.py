@@ -75,10 +75,13 @@ def build(specs):
 
 
 def save(path, model, stats, **meta):
-    """Write architecture, weights, norm stats, meta and a checksum over all of them to one .npz, atomically."""
+    """Write architecture, weights, norm stats, meta and a checksum over all of them to one .npz, atomically.
+    A model that load() would refuse (NaN or infinite weights from a diverged run, a std <= 0) is not written."""
     path = Path(path)
     arrays = _arrays(model)
     arrays["norm_stats"] = np.asarray(stats, np.float32)
+    _check_values(path, arrays, fix="not saved, and any file already there is unchanged (did training diverge? "
+                                    "a smaller lr may help)")
     header = {"format": FORMAT, "layers": [layer.spec() for layer in model], **meta}
     header["sha256"] = _digest(header, arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,13 +241,13 @@ def _check_members(path, z, shapes):
             raise ModelError(f"{path}: {key} is {got_shape} {dtype}, the layers declare {shape} float32")
 
 
-def _check_values(path, arrays):
+def _check_values(path, arrays, fix=RETRAIN):
     """Refuse NaN or infinite parameters or norm stats, and a std that is not > 0."""
     for key, a in arrays.items():
         if not np.isfinite(a).all():
-            raise ModelError(f"{path}: {key} holds NaN or infinite values; {RETRAIN}")
+            raise ModelError(f"{path}: {key} holds NaN or infinite values; {fix}")
     if not arrays["norm_stats"][1] > 0:
-        raise ModelError(f"{path}: norm_stats std is {arrays['norm_stats'][1]:g}; it must be > 0")
+        raise ModelError(f"{path}: norm_stats std is {arrays['norm_stats'][1]:g}; it must be > 0; {fix}")
 
 
 def load(path, expect=None):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from npnet import model as M
+from npnet import modelfile
 from npnet import recipes
 from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
 from npnet.layers import Dense, ReLU
@@ -183,13 +184,20 @@ def test_norm_stats_that_are_not_two_floats_are_refused(tmp_path):
     (None, None, (np.float32(0.13), np.float32(0.0)), r"norm_stats std is 0; it must be > 0"),
     (None, None, (np.float32(0.13), np.float32(-0.31)), r"norm_stats std is -0\.31; it must be > 0"),
 ])
-def test_non_finite_parameters_and_a_bad_std_are_refused(tmp_path, key, value, stats, match):
+def test_non_finite_parameters_and_a_bad_std_are_refused(tmp_path, monkeypatch, key, value, stats, match):
     model = small_model()
     if key:
         model[0].params[key].flat[3] = value
-    path = M.save(tmp_path / "m.npz", model, stats)  # a correct checksum: the values themselves are the fault
-    with pytest.raises(M.ModelError, match=r"m\.npz: " + match):
-        M.load(path)
+    good = M.save(tmp_path / "m.npz", small_model(), STATS)
+    before = good.read_bytes()
+    with pytest.raises(M.ModelError, match=r"m\.npz: " + match + r".*not saved, and any file already there is unchanged"):
+        M.save(good, model, stats)                   # save refuses what load would refuse, and keeps the old file
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    with monkeypatch.context() as m:                 # such a file, written anyway, with a correct checksum:
+        m.setattr(modelfile, "_check_values", lambda *args, **kwargs: None)
+        path = M.save(tmp_path / "bad.npz", model, stats)
+    with pytest.raises(M.ModelError, match=r"bad\.npz: " + match):
+        M.load(path)                                 # the values themselves are the fault
 
 
 def _small_cnn(head=10, shape=(28, 28, 1), fan_in=288):
