@@ -35,7 +35,9 @@ CNN = {"channels": (32, 64), "kernel_size": 5, "hidden": 128, "dropout": 0.5,
 # every training batch. Their MLP was 784-800-10 (0.7% test error); their CNN reached 0.4%.
 ELASTIC = {"alpha": 34.0, "sigma": 4.0}
 MLP_ELASTIC = {**MLP, "sizes": (784, 800, 10), "weight_decay": 0.0, "num_epochs": 60, "augment": {"elastic": ELASTIC}}
-CNN_ELASTIC = {**CNN, "augment": {"elastic": ELASTIC}, "dropout": 0.0, "num_epochs": 20}
+# The CNN keeps its dropout and gets a smoother, milder field (sigma 6 px): chosen on the dev set, where 30 epochs
+# gave 99.14% with sigma 4, 99.50% and 99.53% with sigma 6 (seeds 0, 1), 99.46% and 99.54% with sigma 8.
+CNN_ELASTIC = {**CNN, "augment": {"elastic": {**ELASTIC, "sigma": 6.0}}, "num_epochs": 30}
 
 
 def mlp_with_dropout(sizes, p, rng):
