@@ -35,9 +35,12 @@ CNN = {"channels": (32, 64), "kernel_size": 5, "hidden": 128, "dropout": 0.5,
 # every training batch. Their MLP was 784-800-10 (0.7% test error); their CNN reached 0.4%.
 ELASTIC = {"alpha": 34.0, "sigma": 4.0}
 MLP_ELASTIC = {**MLP, "sizes": (784, 800, 10), "weight_decay": 0.0, "num_epochs": 60, "augment": {"elastic": ELASTIC}}
-# The CNN keeps its dropout and gets a smoother, milder field (sigma 6 px): chosen on the dev set, where 30 epochs
-# gave 99.14% with sigma 4, 99.50% and 99.53% with sigma 6 (seeds 0, 1), 99.46% and 99.54% with sigma 8.
+# The CNN keeps its dropout and gets a smoother, milder field (sigma 6 px), chosen on the dev set by the runs below.
 CNN_ELASTIC = {**CNN, "augment": {"elastic": {**ELASTIC, "sigma": 6.0}}, "num_epochs": 30}
+# Those runs, recorded (about 9 minutes each, on one BLAS thread): CNN_ELASTIC with sigma and seed changed ->
+# (dev, test) accuracy. sigma was chosen by dev; test shows how far two seeds of one recipe fall apart.
+CNN_ELASTIC_SIGMA_RUNS = {(4.0, 0): (0.9914, 0.9915), (6.0, 0): (0.9950, 0.9947), (6.0, 1): (0.9953, 0.9958),
+                          (8.0, 0): (0.9946, 0.9954), (8.0, 1): (0.9954, 0.9947)}
 
 
 def mlp_with_dropout(sizes, p, rng):
