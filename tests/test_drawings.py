@@ -15,7 +15,7 @@ from npnet import preprocess as P
 from npnet import strokes as S
 from npnet.data import normalize
 from npnet.recipes import load_or_train
-from npnet.sketchpad import Sketchpad
+from npnet.sketchpad import BLAS, Sketchpad
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +160,9 @@ def test_a_saved_drawing_replays_to_the_same_tensor_and_prediction(pad, path, mo
     (drawing,) = D.load_drawings()
     assert drawing.line == 1
     assert np.array_equal(drawing.image(), live_image)                     # bit for bit
-    assert np.array_equal(P.mnist_style(drawing.image()), live_x28)
-    assert np.array_equal(D.tensors([drawing], "naive")[0][0], live_naive)
+    with BLAS.limit(limits=1, user_api="blas"):   # as the pad computes: some OpenBLAS kernels round differently on 2 threads
+        assert np.array_equal(P.mnist_style(drawing.image()), live_x28)
+        assert np.array_equal(D.tensors([drawing], "naive")[0][0], live_naive)
     replayed = Sketchpad(models, throttle=1e9)
     replayed.replay(drawing)
     assert np.array_equal(replayed.x28, live_x28) and replayed.predictions == live_pred
