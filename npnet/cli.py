@@ -140,7 +140,7 @@ def cmd_predict(args):
     if args.model:
         path = Path(args.model)
         model, stats, header = M.load(path)
-    else:                                               # the best shipped model: models/cnn_elastic.npz today
+    else:                                               # the shipped model with the best recorded test accuracy
         from .drawings import best_model
 
         _, path, model, stats, header = best_model()
@@ -183,8 +183,8 @@ def main(argv=None):
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("predict", help="classify image files: prints `path digit probability`; errors go to stderr")
     p.add_argument("images", nargs="+")
-    p.add_argument("--model", help="a .npz model (default: the shipped model with the best recorded test accuracy, "
-                                   "models/cnn_elastic.npz today; -v names it)")
+    p.add_argument("--model", help="a .npz model (default: the shipped model with the best recorded test accuracy; "
+                                   "-v names it)")
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr which model reads the images")
     p.set_defaults(func=cmd_predict)
     args = parser.parse_args(argv)
