@@ -1,4 +1,4 @@
-"""Notebook 01's exercises: a stable softmax, the mean cross-entropy, its gradient with respect to W and b, and per-pixel norm stats."""
+"""Notebook 01's exercises: the nearest-mean classifier, a stable softmax, the mean cross-entropy, its gradient with respect to W and b, and per-pixel norm stats."""
 
 import numpy as np
 
@@ -10,6 +10,83 @@ from . import Exercise
 def _batches(rng, scale=3.0):
     """Logits and labels for batches of 1, 7 and 128 with 10 classes, float64."""
     return [(rng.standard_normal((n, 10)) * scale, rng.integers(0, 10, n)) for n in (1, 7, 128)]
+
+
+# -- the nearest-mean classifier ----------------------------------------------------------------------------
+def nearest_mean_solution(X_train, y_train, X):
+    """(M, D) training inputs, (M,) int labels 0..C-1, (N, D) inputs -> (N,) int labels: the class whose mean
+    training input is nearest to each row of X (Euclidean distance)."""
+    num_classes = y_train.max() + 1
+    means = np.stack([X_train[y_train == c].mean(axis=0) for c in range(num_classes)])   # (C, D) one template each
+    dist2 = np.stack([((X - m) ** 2).sum(axis=1) for m in means], axis=1)               # (N, C) squared distances
+    return dist2.argmin(axis=1)                                                          # (N,) nearest template
+
+
+def _class_means(X_train, y_train):
+    return np.stack([X_train[y_train == c].mean(axis=0) for c in range(y_train.max() + 1)])
+
+
+def _nearest_mean_reference(X_train, y_train, X):
+    means = _class_means(X_train, y_train)                                               # (C, D)
+    dist2 = (X ** 2).sum(axis=1, keepdims=True) - 2 * X @ means.T + (means ** 2).sum(axis=1)   # |x - m|^2 expanded
+    return dist2.argmin(axis=1)
+
+
+def _nearest_mean_cases(rng):
+    cases = []
+    for num_classes, n_train, n, d in ((10, 60, 1, 8), (10, 200, 7, 30), (3, 40, 50, 12), (10, 300, 128, 20)):
+        centres = rng.standard_normal((num_classes, d)) * 0.5
+        centres[:, 0] += np.arange(num_classes) * 0.6      # classes differ in their total 'ink', as digits do
+        y_train = np.concatenate([np.arange(num_classes), rng.integers(0, num_classes, n_train - num_classes)])
+        rng.shuffle(y_train)                                # every class present, in no particular order
+        X_train = centres[y_train] + rng.standard_normal((n_train, d))
+        X = centres[rng.integers(0, num_classes, n)] + rng.standard_normal((n, d))
+        cases.append((X_train, y_train, X))
+    return cases
+
+
+def _dists(X_train, y_train, X):
+    means = _class_means(X_train, y_train)
+    return np.stack([((X - m) ** 2).sum(axis=1) for m in means], axis=1)                # (N, C)
+
+
+nearest_mean = Exercise(
+    "nearest_mean", _nearest_mean_reference, nearest_mean_solution, _nearest_mean_cases,
+    "labels match the nearest class mean on batches of 1, 7, 50 and 128, with 10 classes and with 3",
+    mistakes=[
+        ("you picked the farthest mean: the distance is smallest for the best match, so take argmin, not argmax.",
+         lambda Xt, yt, X: _dists(Xt, yt, X).argmax(axis=1)),
+        ("you scored each class by the dot product x·m and took the largest: a mean with more ink (a larger "
+         "|m|) wins even when its shape is wrong. Use the distance |x - m|^2 = |x|^2 - 2x·m + |m|^2: the |m|^2 "
+         "term is what the dot product leaves out.",
+         lambda Xt, yt, X: (X @ _class_means(Xt, yt).T).argmax(axis=1)),
+        ("you summed the differences x - m without squaring them, and took the smallest: negative differences "
+         "then win. Square them before summing: |x - m|^2 = sum_i (x_i - m_i)^2.",
+         lambda Xt, yt, X: np.stack([(X - m).sum(axis=1) for m in _class_means(Xt, yt)], axis=1).argmin(axis=1)),
+        ("you used the L1 distance, sum_i |x_i - m_i|: a fair classifier too, but not this one. The nearest "
+         "mean here is by Euclidean distance, sum_i (x_i - m_i)^2 (its square root picks the same class).",
+         lambda Xt, yt, X: np.stack([np.abs(X - m).sum(axis=1) for m in _class_means(Xt, yt)], axis=1).argmin(axis=1)),
+        ("you assumed 10 classes: with 3 classes, the means of the missing classes 3..9 are NaN (the mean of no "
+         "images). Take the number of classes from the labels, y_train.max() + 1.",
+         lambda Xt, yt, X: np.stack([((X - Xt[yt == c].mean(axis=0)) ** 2).sum(axis=1) for c in range(10)],
+                                    axis=1).argmin(axis=1)),
+        ("you returned the (N, C) distances: return each row's label, the index of its smallest distance "
+         "(argmin over axis=1).", _dists),
+        ("you returned one label per class, shape (C,): argmin over axis=0 picks the nearest image for each "
+         "class. Each image (row) needs its nearest class: argmin over axis=1.",
+         lambda Xt, yt, X: _dists(Xt, yt, X).argmin(axis=0)),
+        ("your classifier compares only total ink: either each template is one number, the mean over all of a "
+         "class's pixels (X_train[y_train == c].mean() without axis=0), or you summed x - m without squaring, so "
+         "positive and negative differences cancel. A template has one mean per pixel, over the images (axis=0), "
+         "and the distance squares each difference: sum_i (x_i - m_i)^2.",
+         lambda Xt, yt, X: np.stack([((X - Xt[yt == c].mean()) ** 2).sum(axis=1)
+                                     for c in range(yt.max() + 1)], axis=1).argmin(axis=1)),
+    ],
+    hint_text="Two steps. The template of class c is the mean over the images of that class, "
+              "X_train[y_train == c].mean(axis=0), one number per pixel; stack the C templates into a (C, D) "
+              "array. Then, for each template m, ((X - m) ** 2).sum(axis=1) is every image's squared distance to "
+              "it; stack those into (N, C) and take argmin over axis=1.",
+)
 
 
 # -- softmax ------------------------------------------------------------------------------------------------
@@ -74,7 +151,11 @@ cross_entropy = Exercise(
     "cross_entropy", _ce_reference, cross_entropy_solution, _ce_cases,
     "matches npnet's SoftmaxCrossEntropy on batches of 1, 7 and 128, and is finite for logits of ±1000",
     mistakes=[
-        ("the loss is N times too large: take the mean over the batch, not the sum.",
+        ("the loss is exactly N times too large: you summed -log p over the batch. The loss is the mean, "
+         "(1/N)·sum, so that its size (and the gradient's) does not grow with the batch size.",
+         lambda z, y: -losses.log_softmax(z)[np.arange(len(y)), y].sum()),
+        ("the loss is N times too large (you summed over the batch; take the mean), and inf for a logit of 1000: "
+         "log(softmax) underflows to log(0). Compute log-softmax directly, z - max - log(sum(exp(z - max))).",
          lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).sum()),
         ("you averaged -log p over all N×10 entries: the loss uses only the probability of each image's own "
          "label, p[n, y[n]].", lambda z, y: -np.log(losses.softmax(z)).mean()),
