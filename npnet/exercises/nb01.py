@@ -157,6 +157,9 @@ cross_entropy = Exercise(
         ("the loss is N times too large (you summed over the batch; take the mean), and inf for a logit of 1000: "
          "log(softmax) underflows to log(0). Compute log-softmax directly, z - max - log(sum(exp(z - max))).",
          lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).sum()),
+        ("the loss is N times too large (you summed over the batch; take the mean), and NaN for a logit of 1000: "
+         "exp(1000) overflows. Compute log-softmax directly, z - max - log(sum(exp(z - max))).",
+         lambda z, y: -np.log(np.exp(z)[np.arange(len(y)), y] / np.exp(z).sum(axis=1)).sum()),
         ("you averaged -log p over all N×10 entries: the loss uses only the probability of each image's own "
          "label, p[n, y[n]].", lambda z, y: -np.log(losses.softmax(z)).mean()),
         ("the loss is inf or NaN for a logit of 1000: log(softmax) underflows to log(0). Compute log-softmax "
