@@ -77,6 +77,7 @@ def read_image(path):
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")           # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 shrink = -(-max(img.size) // WORK_SIDE)
@@ -91,6 +92,10 @@ def read_image(path):
                          "decompression bombs); shrink it first") from None
     except OSError as e:
         raise ValueError(f"cannot read image: {e}") from None
+    except ValueError:
+        raise                                         # a message of ours or Pillow's, already one line
+    except Exception as e:                            # a damaged file trips Pillow's decoders in many ways
+        raise ValueError(f"cannot read image: damaged or unsupported ({type(e).__name__}: {e})") from None
 
 
 def _pixels(img):
@@ -120,9 +125,11 @@ def _frames(path):
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return getattr(img, "n_frames", 1)
-    except (OSError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return getattr(img, "n_frames", 1)
+    except Exception:                                 # a damaged later frame: say nothing about frames
         return 1
 
 
