@@ -45,8 +45,12 @@ def cmd_evaluate(args):
 
 def cmd_evaluate_drawings(args):
     """Every model (or the one named) on every pipeline, over drawings saved by the sketchpad's collect mode."""
-    from .drawings import DrawingError, evaluate_drawings
+    from .drawings import DrawingError, default_path, evaluate_drawings
 
+    if not Path(args.drawings).exists():
+        print(f"error: {_shown(args.drawings)}: no such drawings file (the sketchpad's collect mode saves them in "
+              f"{_shown(str(default_path()))})", file=sys.stderr)
+        return 2
     models = None
     if args.model:
         model, stats, _ = M.load(args.model)

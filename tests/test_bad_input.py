@@ -137,3 +137,84 @@ def test_m27_an_npy_header_declaring_4_gb_is_refused_before_reading(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 10_000_000, peak                                          # it used to take 2.1 GB
+
+
+# ---- W18-W21: drawings files that crash the reader ----
+
+from npnet import drawings as D  # noqa: E402
+
+GOOD = '{"label":3,"strokes":[[[100,20],[120,200]]],"widths":[10],"canvas":[280,280]}'
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"label":3,"strokes":[[[1%0400d,2]]],"widths":[10],"canvas":[280,280]}' % 0,         # W18: a coordinate
+     "strokes[0][0] must be a number from -100,000 to 100,000, got 1000"),
+    ('{"label":3,"strokes":[[[1,2]]],"widths":[1%0400d],"canvas":[280,280]}' % 0,          # W18: a width
+     "widths[0] must be a number from -100,000 to 100,000, got 1000"),
+    ('{"label":3,"strokes":[[[1%05000d,2]]],"widths":[10],"canvas":[280,280]}' % 0,        # W19
+     "not a drawing: Exceeds the limit (4300 digits) for integer string conversion"),
+    ("[" * 100_000, "not a drawing: lists or objects nested too deeply"),                  # W20: the line
+    (GOOD[:-1] + ',"extra":' + "[" * 100_000 + "]" * 100_000 + "}",                        # W20: an extra field
+     "not a drawing: lists or objects nested too deeply"),
+])
+def test_w18_w19_w20_a_hostile_line_is_reported_and_skipped(tmp_path, line, message):
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n" + line + "\n" + GOOD + "\n")
+    drawings, problems = D.read_drawings(path)
+    assert [d.line for d in drawings] == [1, 3] and [n for n, _ in problems] == [2]
+    assert problems[0][1].startswith(message) and len(problems[0][1]) < 200, problems
+    done = run("evaluate", "--drawings", path, model_path("mlp"))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"  line 2: skipped, {message}" in done.stdout and "2 drawing(s) in" in done.stdout
+
+
+def test_w18_append_drawing_refuses_a_huge_integer_with_a_drawing_error(tmp_path):
+    record = json.loads(GOOD) | {"strokes": [[[10 ** 400, 2]]]}
+    with pytest.raises(D.DrawingError, match=r"strokes\[0\]\[0\] must be a number from -100,000 to 100,000"):
+        D.append_drawing(record, tmp_path / "d.jsonl")
+    with pytest.raises(D.DrawingError, match="cannot be written as JSON: int too large"):
+        D.append_drawing(D.Drawing([[[10 ** 400, 2]]], [10.0], 3), tmp_path / "d.jsonl")
+    assert not (tmp_path / "d.jsonl").exists()
+
+
+def test_w18_w20_a_collecting_pad_counts_the_good_lines_and_says_what_it_skipped(tmp_path):
+    from npnet.sketchpad import Sketchpad
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n" + "[" * 100_000 + "\n" + GOOD + "\n")
+    pad = Sketchpad({"MLP": load_or_train("mlp", progress=False)}, collect=True, drawings_path=path)
+    assert pad.saved[3] == 2 and "nested too deeply" in pad.message.value
+
+
+def unreadable(monkeypatch):
+    """Make the drawings file unreadable, as `chmod 000` does for a user who is not root."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(D, "open", refuse, raising=False)
+
+
+def test_w21_an_unreadable_drawings_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from npnet import cli
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n")
+    unreadable(monkeypatch)
+    assert cli.main(["evaluate", "--drawings", str(path), str(model_path("mlp"))]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"error: {path}: cannot read the drawings file (Permission denied)\n"
+
+
+def test_w21_a_pad_whose_drawings_file_is_unreadable_says_so_and_keeps_working(tmp_path, monkeypatch):
+    from npnet.sketchpad import Sketchpad
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n")
+    unreadable(monkeypatch)
+    pad = Sketchpad({"MLP": load_or_train("mlp", progress=False)}, collect=True, drawings_path=path)
+    assert "cannot read the drawings file (Permission denied)" in pad.message.value
+    assert pad.saved.sum() == 0 and pad.target is not None
+    pad.pen_down(100, 20)
+    pad.pen_move(float("nan"), 50)                                          # ignored: not a point on the canvas
+    pad.pen_move(120, 200)
+    pad.pen_up()
+    assert pad.strokes == [[(100.0, 20.0), (120.0, 200.0)]] and pad.predictions
