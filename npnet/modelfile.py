@@ -16,7 +16,7 @@ from . import conv as C
 from . import layers as L
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = Path(os.environ.get("NPNET_MODELS", ROOT / "models"))
+MODELS_DIR = Path(os.environ.get("NPNET_MODELS") or ROOT / "models")   # an empty NPNET_MODELS= counts as unset
 FORMAT = "npnet-model-2"  # 2: the checksum covers the header as well as the arrays; 1 covered the arrays only
 RETRAIN = "retrain it with `python -m npnet train` (or `python -m npnet train --model cnn` for the CNN)"
 

@@ -218,3 +218,84 @@ def test_w21_a_pad_whose_drawings_file_is_unreadable_says_so_and_keeps_working(t
     pad.pen_move(120, 200)
     pad.pen_up()
     assert pad.strokes == [[(100.0, 20.0), (120.0, 200.0)]] and pad.predictions
+
+
+# ---- D23 and the data folder's odd files ----
+
+from npnet import data as DATA  # noqa: E402
+
+LABELS = "t10k-labels-idx1-ubyte"          # the smallest real file: 10,008 bytes
+
+
+def real_mnist_in(folder):
+    """A data folder whose four files link to the real ones."""
+    for name in DATA.SHA256:
+        (folder / name).symlink_to(DATA.DATA_DIR / name)
+    return folder
+
+
+def refetch_records(monkeypatch):
+    """Stand-ins for the mirrors (the real files, stored again) and the wheel (offline); returns the calls."""
+    calls = []
+
+    def fetch_from_mirrors(data_dir, mirrors):
+        calls.append(data_dir)
+        for name in DATA.SHA256:
+            DATA.atomic_write(data_dir / name, (DATA.DATA_DIR / name).read_bytes())
+        return "a test mirror"
+    monkeypatch.setattr(DATA, "fetch_from_mirrors", fetch_from_mirrors)
+    return calls
+
+
+def test_d23_a_100_gb_sparse_file_is_refused_by_its_size_and_fetched_again(tmp_path, monkeypatch, capsys):
+    import tracemalloc
+
+    folder = real_mnist_in(tmp_path)
+    (folder / LABELS).unlink()
+    with open(folder / LABELS, "wb") as f:
+        f.truncate(100 << 30)                                               # 100 GB, of which none is on disk
+    done = run("evaluate", model_path("mlp"), env={"NPNET_DATA": str(folder)})
+    assert done.returncode == 2 and done.stdout == "" and done.stderr == (
+        f"error: {folder / LABELS}: has trailing bytes: 107,374,182,400 bytes, {LABELS} has 10,008 (not read); "
+        "run `python -m npnet data` to fetch it\n")
+    calls = refetch_records(monkeypatch)
+    tracemalloc.start()
+    try:
+        assert DATA.fetch(folder) == "a test mirror" and calls == [folder]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"{folder / LABELS}: has trailing bytes: 107,374,182,400 bytes" in capsys.readouterr().err
+    assert (folder / LABELS).stat().st_size == 10_008 and peak < 200e6, peak   # the images are 47 MB
+
+
+def test_a_fifo_in_place_of_a_data_file_is_fetched_again_not_read(tmp_path, monkeypatch, capsys):
+    import threading
+
+    folder = real_mnist_in(tmp_path)
+    (folder / LABELS).unlink()
+    os.mkfifo(folder / LABELS)
+    calls, result = refetch_records(monkeypatch), []
+    worker = threading.Thread(target=lambda: result.append(DATA.fetch(folder)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "fetch hangs on the FIFO"
+    assert result == ["a test mirror"] and f"{folder / LABELS}: not a regular file" in capsys.readouterr().err
+    assert (folder / LABELS).is_file()
+
+
+def test_a_folder_named_like_a_leftover_part_file_is_left_alone(tmp_path, monkeypatch):
+    folder = real_mnist_in(tmp_path)
+    (folder / f"{LABELS}.abc.part").mkdir()
+    (folder / f"{LABELS}.def.part").write_bytes(b"partial")                # a real leftover
+    assert DATA.fetch(folder) == f"already in {folder}"
+    assert (folder / f"{LABELS}.abc.part").is_dir() and not (folder / f"{LABELS}.def.part").exists()
+
+
+def test_an_empty_variable_counts_as_unset():
+    code = ("from npnet import data, modelfile, drawings; "
+            "print(data.DATA_DIR == data.ROOT / 'data' / 'mnist', modelfile.MODELS_DIR == modelfile.ROOT / 'models', "
+            "drawings.default_path() == drawings.PATH)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NPNET_DATA": "", "NPNET_MODELS": "", "NPNET_DRAWINGS": ""})
+    assert done.stdout == "True True True\n", done.stderr
