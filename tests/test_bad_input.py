@@ -299,3 +299,116 @@ def test_an_empty_variable_counts_as_unset():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "NPNET_DATA": "", "NPNET_MODELS": "", "NPNET_DRAWINGS": ""})
     assert done.stdout == "True True True\n", done.stderr
+
+
+# ---- predict's weak spots ----
+
+def test_predict_says_a_faint_digit_is_faint_and_a_thin_image_is_too_small_at_its_own_size(one, tmp_path):
+    ink = 255 - np.asarray(Image.open(one).convert("L"), np.float64)
+    Image.fromarray((255 - 0.16 * ink).astype(np.uint8)).save(tmp_path / "faint.png")    # a 16% pencil digit
+    Image.fromarray(np.full((7, 9000), 255, np.uint8)).save(tmp_path / "thin.png")        # used to say 1x563
+    done = run("predict", "--model", model_path("mlp"), tmp_path / "faint.png", tmp_path / "thin.png")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"{tmp_path / 'faint.png'} error: no digit: the ink is too faint to read (at most 16% of full contrast; "
+        "it needs 20%)",
+        f"{tmp_path / 'thin.png'} error: a 7x9000 image is too small to hold a digit: it needs at least 8 pixels a side"]
+
+
+def test_predict_does_not_read_a_fifo_or_a_directory(one, tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")
+    done = run("predict", "--model", model_path("mlp"), tmp_path / "fifo.png", tmp_path, one)  # used to hang
+    assert done.returncode == 1 and done.stdout.startswith(f"{one} ")
+    assert done.stderr.splitlines() == [f"{tmp_path / 'fifo.png'} error: not a regular file",
+                                        f"{tmp_path} error: a directory, not an image file"]
+
+
+def test_predict_with_stdout_full_or_closed_gives_no_traceback(one):
+    cmd = [sys.executable, "-m", "npnet", "predict", "--model", str(model_path("mlp")), str(one)]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr == "error: [Errno 28] No space left on device\n"
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
+                          pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert done.returncode == 0 and done.stderr == ""
+
+
+# ---- the API's weak spots ----
+
+def test_diagnose_refuses_a_bad_tail_or_reference_in_words():
+    from npnet.preprocess import diagnose
+
+    x28 = np.zeros((28, 28), np.float32)
+    x28[6:22, 12:16] = 1
+    reference = {k: np.sort(np.random.default_rng(0).random(100)) for k in ("ink", "centre_offset", "area_ratio",
+                                                                             "aspect")}
+    assert diagnose(x28, reference, tail=0.01)["warnings"] is not None
+    for tail in (2, -0.1, float("nan"), "0.01", True):
+        with pytest.raises(ValueError, match="tail must be a fraction from 0 to 0.5"):
+            diagnose(x28, reference, tail=tail)
+    for bad in ({"ink": reference["ink"]}, {**reference, "aspect": []}, [1, 2, 3]):
+        with pytest.raises(ValueError, match="reference must map ink, centre_offset, area_ratio, aspect to sorted"):
+            diagnose(x28, bad)
+
+
+def test_render_and_the_pad_refuse_or_ignore_nan_and_inf_in_words():
+    from npnet.sketchpad import Sketchpad
+    from npnet.strokes import render
+
+    for stroke, width in [([(1.0, float("nan"))], 10.0), ([(1.0, 2.0), (float("inf"), 3.0)], 10.0),
+                          ([(1.0, 2.0)], float("nan")), ([(1.0, 2.0)], -1.0)]:
+        with pytest.raises(ValueError, match="stroke 0: its points and pen width must be finite numbers"):
+            render([stroke], 28, width)
+    pad = Sketchpad({"MLP": load_or_train("mlp", progress=False)}, throttle=1e9)
+    pad.pen_down(float("nan"), 3)                                           # not a point: no stroke starts
+    pad.pen_move(5, 5)
+    assert pad.strokes == [] and pad.image().max() == 0
+    pad.strokes, pad.widths = [[(5.0, float("inf"))]], [18]
+    with pytest.raises(ValueError, match="stroke 0: its points"):
+        pad.image()
+
+
+def test_predict_proba_on_no_rows_gives_no_rows():
+    from npnet import recipes
+
+    for model, shape in [(M.mlp(), (0, 784)), (recipes.cnn((4, 6), 5, 16, 0.0, np.random.default_rng(0)), (0, 784))]:
+        probs = M.predict_proba(model, np.zeros(shape, np.float32))
+        assert probs.shape == (0, 10) and M.predict(model, np.zeros(shape, np.float32)).shape == (0,)
+
+
+def test_a_long_line_is_not_held_whole_and_many_damaged_lines_are_summarised(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "d.jsonl"
+    with open(path, "w") as f:
+        f.write(GOOD + "\n" + '{"label":3,"strokes":[' + " " * 50_000_000 + "\n")   # a 50 MB line
+        f.write("not json\n" * 1000)
+    tracemalloc.start()
+    try:
+        drawings, problems = D.read_drawings(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(drawings) == 1 and problems[0] == (2, "line is 50,000,023 bytes, longer than any drawing")
+    assert len(problems) == 1001 and peak < 20e6, peak                      # it used to hold the whole line
+    report = D.evaluate_drawings(path, {"MLP": load_or_train("mlp", progress=False)})
+    skipped = [line for line in report.splitlines() if "skipped" in line]
+    assert len(skipped) == 11 and skipped[-1] == "  ... and 991 more damaged line(s), skipped"
+
+
+def test_many_one_point_strokes_on_a_big_canvas_render_on_one_canvas():
+    import tracemalloc
+
+    from npnet.strokes import render
+
+    strokes = [[(float(10 * i), 100.0)] for i in range(200)]
+    tracemalloc.start()
+    try:
+        img = D.render_strokes(strokes, [10.0] * 200, (4096, 4096))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert img.shape == (4096, 4096) and peak < 1.2 * 4096 * 4096 * 4, peak   # one canvas, not one per stroke
+    small, widths = [[(20.0, 30.0), (200.0, 150.0)], [(50.0, 250.0)], [(260.0, 10.0), (10.0, 270.0)]], [12.0, 30.0, 4.0]
+    per_stroke = np.max([render([s], 280, w) for s, w in zip(small, widths)], axis=0)
+    assert np.array_equal(D.render_strokes(small, widths), per_stroke)     # the same pixels as stroke by stroke
