@@ -412,3 +412,13 @@ def test_many_one_point_strokes_on_a_big_canvas_render_on_one_canvas():
     small, widths = [[(20.0, 30.0), (200.0, 150.0)], [(50.0, 250.0)], [(260.0, 10.0), (10.0, 270.0)]], [12.0, 30.0, 4.0]
     per_stroke = np.max([render([s], 280, w) for s, w in zip(small, widths)], axis=0)
     assert np.array_equal(D.render_strokes(small, widths), per_stroke)     # the same pixels as stroke by stroke
+
+
+def test_a_test_run_saves_figures_outside_the_work_tree():
+    """conftest.py points the notebooks' figures (nbval's kernels, test_exercises' solution runs) at a temporary
+    folder when NPNET_FIGURES is unset or empty, so that a bare `pytest tests notebooks` leaves figures/ as it was."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    folder = Path(os.environ.get("NPNET_FIGURES") or root / "figures").resolve()
+    assert folder != root / "figures" and root not in folder.parents, folder
