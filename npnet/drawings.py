@@ -2,6 +2,7 @@
 
 import json
 import os
+import reprlib
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -78,10 +79,9 @@ def default_path():
     return Path(os.environ.get(ENV) or PATH)
 
 
-def _short(v, n=60):
-    """repr(v), cut to about n characters: a damaged line's values can be megabytes long."""
-    text = repr(v) if not isinstance(v, list) or len(v) < n else repr(v[:n]) # a long list: no need to repr it all
-    return text if len(text) <= n else text[:n] + "…"
+_REPR = reprlib.Repr()          # a damaged line's values can be megabytes long or nested 900 deep: show their start
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, 4, 40, 40, 40
+_short = _REPR.repr
 
 
 def _number(v, what):
@@ -109,7 +109,8 @@ def validate(record):
     if not isinstance(strokes, list) or not strokes:
         raise DrawingError("strokes must be a non-empty list of strokes")
     if not isinstance(widths, list) or len(widths) != len(strokes):
-        raise DrawingError(f"widths must give one pen width per stroke: {len(strokes)} strokes, widths {_short(widths)}")
+        raise DrawingError(f"widths must give one pen width per stroke: {len(strokes)} strokes, "
+                           f"widths {_short(widths)}")
     for i, w in enumerate(widths):
         if not 0 < _number(w, f"widths[{i}]") <= 200:
             raise DrawingError(f"widths[{i}] must be from 0 to 200 pixels, got {_short(w)}")

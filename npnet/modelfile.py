@@ -93,6 +93,9 @@ def save(path, model, stats, **meta):
     try:
         header = json.loads(json.dumps({"format": FORMAT, "layers": [layer.spec() for layer in model], **meta}))
         header["sha256"] = _digest(header, arrays)
+        if len(json.dumps(header)) > MAX_HEADER_CHARS:
+            raise ModelError(f"{path}: the header (layers and meta) is {len(json.dumps(header)):,} characters as "
+                             f"JSON, more than the {MAX_HEADER_CHARS:,} load reads")
         shapes = _check_layers(path, _check_header(path, header))       # the checks load makes, in the same words
         for key, shape in shapes.items():
             if arrays[key].shape != shape or arrays[key].dtype != np.float32:

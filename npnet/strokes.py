@@ -18,7 +18,8 @@ def render(strokes, size=280, pen_width=18.0):
     """
     widths = list(pen_width) if np.ndim(pen_width) else [pen_width] * len(strokes)
     if len(widths) != len(strokes):
-        raise ValueError(f"pen_width must be one number or one per stroke: {len(strokes)} strokes, {len(widths)} widths")
+        raise ValueError(f"pen_width must be one number or one per stroke: {len(strokes)} strokes, "
+                         f"{len(widths)} widths")
     img = np.zeros((size, size), np.float32)
     for i, (stroke, width) in enumerate(zip(strokes, widths)):
         pts, r = np.asarray(stroke, np.float64).reshape(-1, 2), width / 2

@@ -30,7 +30,8 @@ def one(tmp_path_factory):
     load_or_train("mlp", progress=False)
     yy, xx = np.mgrid[:280, :280]
     path = tmp_path_factory.mktemp("one") / "one.png"
-    Image.fromarray(np.where(np.abs(np.hypot(yy - 140, (xx - 140) * 1.4) - 80) < 14, 0, 255).astype(np.uint8)).save(path)
+    ring = np.abs(np.hypot(yy - 140, (xx - 140) * 1.4) - 80) < 14
+    Image.fromarray(np.where(ring, 0, 255).astype(np.uint8)).save(path)
     return path
 
 
@@ -113,10 +114,12 @@ def test_m26_save_and_load_check_the_meta_fields_npnet_reads(one, tmp_path, monk
     ((0.13, 0.31, 0.5), M.mlp(), r"norm_stats is \(3,\) float32, the layers declare \(2,\) float32"),
     (STATS, M.mlp((784, 32, 5)), r"the layers map \(N, 784\) images to \(N, 5\), not to 10 class logits"),
     (STATS, M.mlp((100, 10)), r"layers\[0\] \(Dense\) takes inputs of shape \(100,\) but gets \(784,\)"),
+    (STATS, M.mlp(), r"the header \(layers and meta\) is 1\d\d,\d\d\d characters as JSON, more than the 65,536"),
 ])
 def test_save_refuses_what_load_refuses(tmp_path, stats, model, match):
+    meta = {"notes": "x" * 100_000} if "header" in match else {}
     with pytest.raises(M.ModelError, match=r"m\.npz: " + match + r".*; not saved, and any file already there"):
-        M.save(tmp_path / "m.npz", model, stats)
+        M.save(tmp_path / "m.npz", model, stats, **meta)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -312,7 +315,8 @@ def test_predict_says_a_faint_digit_is_faint_and_a_thin_image_is_too_small_at_it
     assert done.stderr.splitlines() == [
         f"{tmp_path / 'faint.png'} error: no digit: the ink is too faint to read (at most 16% of full contrast; "
         "it needs 20%)",
-        f"{tmp_path / 'thin.png'} error: a 7x9000 image is too small to hold a digit: it needs at least 8 pixels a side"]
+        f"{tmp_path / 'thin.png'} error: a 7x9000 image is too small to hold a digit: "
+        "it needs at least 8 pixels a side"]
 
 
 def test_predict_does_not_read_a_fifo_or_a_directory(one, tmp_path):

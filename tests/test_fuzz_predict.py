@@ -23,7 +23,8 @@ def seeds():
     out = {}
     for ext, fmt in FORMATS.items():
         buf = io.BytesIO()
-        img = digit.convert("RGB") if ext in ("jpg", "webp", "dds", "sgi", "qoi") else digit.copy()   # Pillow keeps state on it
+        # a copy each time: Pillow keeps an encoder's settings on the image, and TIFF then fails on GIF's
+        img = digit.convert("RGB") if ext in ("jpg", "webp", "dds", "sgi", "qoi") else digit.copy()
         if ext in MULTI_FRAME:
             Image.new(img.mode, img.size, 255).save(buf, fmt, save_all=True, append_images=[img])
         else:
