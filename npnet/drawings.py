@@ -1,8 +1,8 @@
 """The learner's own drawings: saved as JSON lines, loaded back, replayed exactly as the pad saw them, and measured."""
 
 import json
-import math
 import os
+import reprlib
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,6 +20,8 @@ DEVICES = ("mouse", "pen", "touch", "generated")        # "generated": a stand-i
 MIN_DRAWINGS = 30                                       # fewer than this, and the course uses generated stand-ins
 TUNED_MLP = "mlp_tuned"                                 # recipes.model_path(TUNED_MLP): the MLP fine-tuned on drawings
 MAX_LINE = 4_000_000                                    # bytes: a drawing is ~10 kB; a longer line is damage
+MAX_COORD = 100_000                                     # pixels: any point or width beyond it is damage
+MAX_REPORTED = 10                                       # damaged lines listed one by one; the rest are counted
 
 # The pipelines a drawing is measured with: what the original app did, what it did next, and the course's fix.
 PIPELINES = {
@@ -64,10 +66,7 @@ def render_strokes(strokes, widths, canvas=(280, 280)):
     This is the one renderer: Sketchpad.image() calls it, so a saved drawing replays to the same pixels.
     """
     w, h = canvas
-    img = np.zeros((max(w, h),) * 2, np.float32)           # strokes.render draws on a square; crop after
-    for stroke, width in zip(strokes, widths):
-        np.maximum(img, render([stroke], max(w, h), width), out=img)
-    return img[:h, :w]
+    return render(strokes, max(w, h), list(widths))[:h, :w]     # strokes.render draws on a square; crop after
 
 
 def now():
@@ -80,9 +79,15 @@ def default_path():
     return Path(os.environ.get(ENV) or PATH)
 
 
+_REPR = reprlib.Repr()          # a damaged line's values can be megabytes long or nested 900 deep: show their start
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, 4, 40, 40, 40
+_short = _REPR.repr
+
+
 def _number(v, what):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise DrawingError(f"{what} must be a finite number, got {v!r}")
+    """v if it is an int or float within MAX_COORD of 0, else DrawingError (NaN, inf and 400-digit integers too)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not -MAX_COORD <= v <= MAX_COORD:
+        raise DrawingError(f"{what} must be a number from {-MAX_COORD:,} to {MAX_COORD:,}, got {_short(v)}")
     return v
 
 
@@ -95,32 +100,33 @@ def validate(record):
         raise DrawingError(f"missing field(s): {', '.join(sorted(missing))}")
     label = record["label"]
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9:
-        raise DrawingError(f"label must be a digit 0-9, got {label!r}")
+        raise DrawingError(f"label must be a digit 0-9, got {_short(label)}")
     canvas = record["canvas"]
     if (not isinstance(canvas, (list, tuple)) or len(canvas) != 2
             or not all(isinstance(c, int) and not isinstance(c, bool) and 8 <= c <= 4096 for c in canvas)):
-        raise DrawingError(f"canvas must be [width, height], whole pixels from 8 to 4096, got {canvas!r}")
+        raise DrawingError(f"canvas must be [width, height], whole pixels from 8 to 4096, got {_short(canvas)}")
     strokes, widths = record["strokes"], record["widths"]
     if not isinstance(strokes, list) or not strokes:
         raise DrawingError("strokes must be a non-empty list of strokes")
     if not isinstance(widths, list) or len(widths) != len(strokes):
-        raise DrawingError(f"widths must give one pen width per stroke: {len(strokes)} strokes, widths {widths!r}")
+        raise DrawingError(f"widths must give one pen width per stroke: {len(strokes)} strokes, "
+                           f"widths {_short(widths)}")
     for i, w in enumerate(widths):
         if not 0 < _number(w, f"widths[{i}]") <= 200:
-            raise DrawingError(f"widths[{i}] must be from 0 to 200 pixels, got {w!r}")
+            raise DrawingError(f"widths[{i}] must be from 0 to 200 pixels, got {_short(w)}")
     arrays = []
     for i, stroke in enumerate(strokes):
         if not isinstance(stroke, list) or not stroke:
             raise DrawingError(f"strokes[{i}] must be a non-empty list of [x, y] points")
         for j, point in enumerate(stroke):
             if not isinstance(point, (list, tuple)) or len(point) != 2:
-                raise DrawingError(f"strokes[{i}][{j}] must be an [x, y] point, got {point!r}")
+                raise DrawingError(f"strokes[{i}][{j}] must be an [x, y] point, got {_short(point)}")
             for v in point:
                 _number(v, f"strokes[{i}][{j}]")
         arrays.append(np.asarray(stroke, np.float64).reshape(-1, 2))
     device = record.get("device", "mouse")
     if device not in DEVICES:
-        raise DrawingError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        raise DrawingError(f"device must be one of {', '.join(DEVICES)}, got {_short(device)}")
     when, generated = record.get("time", ""), record.get("generated", False)
     if not isinstance(when, str) or not isinstance(generated, bool):
         raise DrawingError("time must be a string and generated true or false")
@@ -137,7 +143,7 @@ def append_drawing(drawing, path=None):
     record = drawing if isinstance(drawing, Drawing) else validate(drawing)
     try:
         line = record.to_json()
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise DrawingError(f"the drawing cannot be written as JSON: {e}") from None
     validate(json.loads(line))                             # refuse a bad record before touching the file
     data = (line + "\n").encode()
@@ -183,41 +189,74 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _lines(f):
+    """Each line of a binary file as (its length in bytes, its bytes or None if over MAX_LINE), never holding more
+    than MAX_LINE bytes of it."""
+    while raw := f.readline(MAX_LINE + 1):
+        size = len(raw)
+        if size > MAX_LINE:
+            while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):   # skip the rest of the line
+                size += len(raw)
+            raw = None
+        yield size, raw
+
+
+def _record(raw):
+    """One line's bytes -> the JSON value, or DrawingError saying why not."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DrawingError(f"not valid JSON ({e}), e.g. a save cut short") from None
+    except ValueError as e:                                # an integer of over 4,300 digits
+        raise DrawingError(f"not a drawing: {e}".split("; use sys.")[0]) from None
+    except RecursionError:
+        raise DrawingError("not a drawing: lists or objects nested too deeply") from None
+
+
 def read_drawings(path=None):
-    """Every readable drawing in the file, and what was wrong with the rest: -> ([Drawing], [(line, message)])."""
+    """Every readable drawing in the file, and what was wrong with the rest: -> ([Drawing], [(line, message)]).
+
+    A file that cannot be read at all (a directory, no permission) is a DrawingError naming it and the cause.
+    """
     path = Path(path or default_path())
     if not path.exists():
         return [], []
-    if path.is_dir():
-        raise DrawingError(f"{path} is a directory, not a drawings file")
+    if not path.is_file():
+        raise DrawingError(f"{path} is a {'directory' if path.is_dir() else 'special file'}, not a drawings file")
     drawings, problems = [], []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                if len(raw) > MAX_LINE:
-                    raise DrawingError(f"line is {len(raw):,} bytes, longer than any drawing")
+    try:
+        with open(path, "rb") as f:
+            for number, (size, raw) in enumerate(_lines(f), start=1):
+                if raw is not None and not raw.strip():
+                    continue
                 try:
-                    record = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                    raise DrawingError(f"not valid JSON ({e}), e.g. a save cut short") from None
-                drawing = validate(record)
-            except DrawingError as e:
-                problems.append((number, str(e)))
-                continue
-            drawing.line = number
-            drawings.append(drawing)
+                    if raw is None:
+                        raise DrawingError(f"line is {size:,} bytes, longer than any drawing")
+                    drawing = validate(_record(raw))
+                except DrawingError as e:
+                    problems.append((number, str(e)))
+                    continue
+                drawing.line = number
+                drawings.append(drawing)
+    except OSError as e:
+        raise DrawingError(f"{path}: cannot read the drawings file ({e.strerror or e})") from None
     return drawings, problems
+
+
+def summary(problems):
+    """The first MAX_REPORTED problems as 'line N: skipped, why', and a count of the rest: -> [str]."""
+    lines = [f"line {number}: skipped, {message}" for number, message in problems[:MAX_REPORTED]]
+    if len(problems) > MAX_REPORTED:
+        lines.append(f"... and {len(problems) - MAX_REPORTED:,} more damaged line(s), skipped")
+    return lines
 
 
 def load_drawings(path=None):
     """The drawings in the file, oldest first: -> [Drawing]; each damaged line is reported in a warning and skipped."""
     path = Path(path or default_path())
     drawings, problems = read_drawings(path)
-    for number, message in problems:
-        warnings.warn(f"{path}, line {number}: skipped, {message}; the other {len(drawings)} drawing(s) are loaded",
-                      stacklevel=2)
+    for line in summary(problems):
+        warnings.warn(f"{path}, {line}; the other {len(drawings)} drawing(s) are loaded", stacklevel=2)
     return drawings
 
 
@@ -320,7 +359,7 @@ def evaluate_drawings(path=None, models=None):
     path = Path(path or default_path())
     drawings, problems = read_drawings(path)
     lines = [f"{len(drawings)} drawing(s) in {path}"]
-    lines += [f"  line {n}: skipped, {m}" for n, m in problems]
+    lines += ["  " + line for line in summary(problems)]
     if not drawings:
         lines.append("nothing to evaluate: save drawings in the sketchpad's collect mode first")
         return "\n".join(lines)

@@ -46,8 +46,9 @@ def predict_proba(model, X, batch_size=512):
     modes = [layer.training for layer in model]
     set_training(model, False)
     try:
-        return np.concatenate([softmax(forward(model, X[i:i + batch_size]))
-                               for i in range(0, len(X), batch_size)])
+        chunks = [X[i:i + batch_size] for i in range(0, len(X), batch_size)]
+        chunks = chunks or [np.zeros((1, *np.shape(X)[1:]), np.float32)]   # no rows: one zero row gives (0, C)
+        return np.concatenate([softmax(forward(model, x)) for x in chunks])[:len(X)]
     finally:
         for layer, training in zip(model, modes):
             layer.training = training

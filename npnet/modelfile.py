@@ -1,6 +1,7 @@
 """A model file: one .npz with the layer specs, weights, norm stats and a checksum, checked before anything is allocated."""
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -15,7 +16,7 @@ from . import conv as C
 from . import layers as L
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = Path(os.environ.get("NPNET_MODELS", ROOT / "models"))
+MODELS_DIR = Path(os.environ.get("NPNET_MODELS") or ROOT / "models")   # an empty NPNET_MODELS= counts as unset
 FORMAT = "npnet-model-2"  # 2: the checksum covers the header as well as the arrays; 1 covered the arrays only
 RETRAIN = "retrain it with `python -m npnet train` (or `python -m npnet train --model cnn` for the CNN)"
 
@@ -25,6 +26,7 @@ MAX_PARAMS = 10_000_000       # parameters in all: 40 MB as float32
 MAX_VALUES = 1_000_000        # values per image in any layer's output or Conv2D patch matrix
 MAX_LAYERS = 64
 MAX_HEADER_CHARS = 65_536
+MAX_NPY_HEADER = 4096         # bytes of an .npy member's own header (its dtype and shape): ~120 in npnet's files
 
 
 class ModelError(Exception):
@@ -52,6 +54,8 @@ def _int(lo, hi):
 
 
 SIDE, CHANNELS = _int(1, 28), _int(1, 1024)
+POOL = _int(1, 16)            # MaxPool2D keeps where each window's max is as a uint8: at most 16 x 16 = 256 places
+FRACTION = "a number from 0 to 1", lambda v: type(v) in (int, float) and 0 <= v <= 1
 PROBABILITY = "a number in [0, 1)", lambda v: type(v) in (int, float) and 0 <= v < 1
 SHAPE = ("a list of 1 to 3 integers from 1 to 784",
          lambda v: type(v) is list and 1 <= len(v) <= 3 and all(type(d) is int and 1 <= d <= 784 for d in v))
@@ -64,9 +68,13 @@ LAYERS = {
     "Reshape": (C.Reshape, {"shape": SHAPE}),
     "Conv2D": (C.Conv2D, {"in_channels": CHANNELS, "out_channels": CHANNELS, "kernel_size": SIDE,
                           "stride": SIDE, "padding": _int(0, 14), "layout": NHWC}),
-    "MaxPool2D": (C.MaxPool2D, {"size": SIDE}),
+    "MaxPool2D": (C.MaxPool2D, {"size": POOL}),
     "Flatten": (C.Flatten, {}),
 }
+# The meta fields npnet itself reads and prints (any other meta is free): a recipe name, and accuracies.
+META = {"recipe": ("a printable one-line string of at most 100 characters",
+                   lambda v: type(v) is str and len(v) <= 100 and v.isprintable()),
+        "test_acc": FRACTION, "dev_acc": FRACTION}
 
 
 def build(specs):
@@ -76,14 +84,28 @@ def build(specs):
 
 def save(path, model, stats, **meta):
     """Write architecture, weights, norm stats, meta and a checksum over all of them to one .npz, atomically.
-    A model that load() would refuse (NaN or infinite weights from a diverged run, a std <= 0) is not written."""
+    A model that load() would refuse is not written: layers, meta fields (recipe, test_acc, dev_acc) or arrays that
+    it does not allow, NaN or infinite weights from a diverged run, a std <= 0; meta must be JSON."""
     path = Path(path)
     arrays = _arrays(model)
     arrays["norm_stats"] = np.asarray(stats, np.float32)
-    _check_values(path, arrays, fix="not saved, and any file already there is unchanged (did training diverge? "
-                                    "a smaller lr may help)")
-    header = {"format": FORMAT, "layers": [layer.spec() for layer in model], **meta}
-    header["sha256"] = _digest(header, arrays)
+    not_saved = "not saved, and any file already there is unchanged"
+    try:
+        header = json.loads(json.dumps({"format": FORMAT, "layers": [layer.spec() for layer in model], **meta}))
+        header["sha256"] = _digest(header, arrays)
+        if len(json.dumps(header)) > MAX_HEADER_CHARS:
+            raise ModelError(f"{path}: the header (layers and meta) is {len(json.dumps(header)):,} characters as "
+                             f"JSON, more than the {MAX_HEADER_CHARS:,} load reads")
+        shapes = _check_layers(path, _check_header(path, header))       # the checks load makes, in the same words
+        for key, shape in shapes.items():
+            if arrays[key].shape != shape or arrays[key].dtype != np.float32:
+                raise ModelError(f"{path}: {key} is {arrays[key].shape} {arrays[key].dtype}, "
+                                 f"the layers declare {shape} float32")
+    except (TypeError, ValueError) as e:                                  # meta that JSON cannot hold
+        raise ModelError(f"{path}: the meta is not JSON ({e}); {not_saved}") from None
+    except ModelError as e:
+        raise ModelError(f"{e}; {not_saved}") from None
+    _check_values(path, arrays, fix=f"{not_saved} (did training diverge? a smaller lr may help)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
@@ -100,9 +122,15 @@ def save(path, model, stats, **meta):
 def _npy_header(z, name):
     """(shape, dtype) of an .npy member of a zip, from its header alone: no data is read."""
     with z.open(name) as f:
-        version = np.lib.format.read_magic(f)
+        start = f.read(12)                            # magic (6 bytes), version (2), header length (2 or 4)
+        version = tuple(start[6:8])
         if version not in [(1, 0), (2, 0)]:
             raise ValueError(f"{name} is a version {version} .npy file")
+        size = int.from_bytes(start[8:10] if version == (1, 0) else start[8:12], "little")
+        if size > MAX_NPY_HEADER:                     # numpy would read all of it before its own check
+            raise ValueError(f"{name} declares a {size:,}-byte .npy header, more than {MAX_NPY_HEADER:,}")
+        f = io.BytesIO(start + f.read(size))
+        np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read(f)
     return shape, dtype
@@ -145,6 +173,10 @@ def _check_header(path, header):
                          f"got {specs!r:.60}")
     for i, spec in enumerate(specs):
         _check_spec(f"{path}: header field layers[{i}]", spec)
+    for key, (description, ok) in META.items():
+        if key in header and not ok(header[key]):
+            raise ModelError(f"{path}: header field {key} must be {description}, got {header[key]!r:.60}")
+    return specs
 
 
 def _check_spec(where, spec):

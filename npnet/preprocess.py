@@ -7,6 +7,7 @@ import numpy as np
 
 SIZE = 28
 INK = 0.2          # a pixel with at least this much ink counts towards the bounding box
+FAINT = 0.05       # ink that never reaches INK but reaches this is "too faint", not "blank"
 CENTRE = 14.5      # MNIST's mean centre of mass, in pixel-edge coordinates (pixel i spans [i, i+1))
 THICKNESS = 1.9    # about MNIST's median stroke width in 28x28 pixels (1.96 by stroke_width() below)
 MIN_SIDE = 8       # an image narrower than this, on either side, cannot hold a readable digit
@@ -55,7 +56,7 @@ def to_grey(img):
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
     if min(a.shape[:2]) < MIN_SIDE:
         raise ValueError(f"a {a.shape[0]}x{a.shape[1]} image is too small to hold a digit: "
-                         f"it needs at least {MIN_SIDE} pixels a side")
+                         f"it needs at least {MIN_SIDE} pixels a side")   # cli.read_image never shrinks below it
     a = unit_range(a)
     grey = a if a.ndim == 2 else a[..., :3] @ np.float32([0.299, 0.587, 0.114])
     if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].min() < 0.99:
@@ -92,6 +93,9 @@ def _resample(grey, top, left, scale_y, scale_x):
 def _ink_box(grey):
     """Bounding box (top, bottom, left, right), pixel edges, of the pixels with ink >= INK."""
     rows, cols = np.flatnonzero((grey >= INK).any(1)), np.flatnonzero((grey >= INK).any(0))
+    if len(rows) == 0 and grey.max() >= FAINT:
+        raise EmptyCanvas(f"no digit: the ink is too faint to read (at most {grey.max():.0%} of full contrast; "
+                          f"it needs {INK:.0%})")
     if len(rows) == 0:
         raise EmptyCanvas("no digit: the canvas is blank")
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -231,7 +235,15 @@ def diagnose(x28, reference=None, tail=0.001):
     if np.shape(x28) != (SIZE, SIZE):
         raise ValueError(f"diagnose takes one 28x28 digit, got shape {np.shape(x28)}: "
                          "put a drawing through to_mnist first, or give one digit of a batch")
+    if isinstance(tail, (bool, np.bool_)) or not isinstance(tail, numbers.Real) or not 0 <= tail < 0.5:
+        raise ValueError(f"tail must be a fraction from 0 to 0.5 (0.001 flags the rarest 0.1% on each side), "
+                         f"not {tail!r}")
     reference = reference or mnist_reference()
+    bad = [k for k in EXPLAIN if not hasattr(reference, "get") or np.ndim(reference.get(k)) != 1
+           or len(reference[k]) == 0]
+    if bad:
+        raise ValueError(f"reference must map {', '.join(EXPLAIN)} to sorted 1-D arrays, as mnist_reference() "
+                         f"does; {', '.join(bad)} is missing or not one")
     found = {k: float(v[0]) for k, v in features(np.asarray(x28)[None]).items()}
     report, warnings = {}, []
     for name, value in found.items():

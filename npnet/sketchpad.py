@@ -2,6 +2,7 @@
 
 import html
 import io
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,6 +169,8 @@ class Sketchpad:
         """Start a stroke at canvas point (x, y); device "touch" when it came from a touch screen."""
         if device == "touch" or self.device.value == "touch":
             self.device.value = device or "mouse"      # touch events mean touch; mouse events, a mouse or pen
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return                                     # not a point on the canvas: no stroke starts
         self.drawing = True
         self.strokes.append([(float(x), float(y))])
         self.widths.append(self.pen.value)
@@ -177,7 +180,7 @@ class Sketchpad:
 
     def pen_move(self, x, y):
         """Extend the current stroke to (x, y), and predict if the last prediction is older than throttle."""
-        if not self.drawing:
+        if not (self.drawing and math.isfinite(x) and math.isfinite(y)):
             return
         x0, y0 = self.strokes[-1][-1]
         self.strokes[-1].append((float(x), float(y)))
@@ -283,8 +286,9 @@ class Sketchpad:
         if collecting and self.saved is None:          # counts so far, read once from the file
             try:
                 drawings, problems = D.read_drawings(self.drawings_path)
-            except (D.DrawingError, OSError) as e:
-                drawings, problems = [], [(0, str(e))]
+            except (D.DrawingError, OSError) as e:      # the whole file unreadable: say so, count from 0
+                drawings, problems = [], []
+                self._say(f"{e}; the counts start from 0", error=True)
             self.saved = np.bincount([d.label for d in drawings if not d.generated], minlength=10)
             if problems:
                 self._say(f"{len(problems)} damaged line(s) in the drawings file were skipped and are not "

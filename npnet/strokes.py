@@ -12,11 +12,19 @@ def _segment_distance(py, px, a, b):
 
 
 def render(strokes, size=280, pen_width=18.0):
-    """Strokes (lists of (x, y) canvas points) as round-capped ink: -> float32 (size, size) in [0, 1]."""
+    """Strokes (lists of (x, y) canvas points) as round-capped ink: -> float32 (size, size) in [0, 1].
+
+    pen_width is one width for every stroke, or a list of one width per stroke; strokes combine by maximum.
+    """
+    widths = list(pen_width) if np.ndim(pen_width) else [pen_width] * len(strokes)
+    if len(widths) != len(strokes):
+        raise ValueError(f"pen_width must be one number or one per stroke: {len(strokes)} strokes, "
+                         f"{len(widths)} widths")
     img = np.zeros((size, size), np.float32)
-    r = pen_width / 2
-    for stroke in strokes:
-        pts = np.asarray(stroke, np.float64).reshape(-1, 2)
+    for i, (stroke, width) in enumerate(zip(strokes, widths)):
+        pts, r = np.asarray(stroke, np.float64).reshape(-1, 2), width / 2
+        if not (np.isfinite(pts).all() and np.isfinite(r) and r >= 0):
+            raise ValueError(f"stroke {i}: its points and pen width must be finite numbers, the width >= 0")
         if len(pts) == 1:
             pts = np.vstack([pts, pts])              # a tap is a dot
         for a, b in zip(pts[:-1], pts[1:]):

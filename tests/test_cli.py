@@ -75,6 +75,10 @@ def test_evaluate_drawings_reports_every_model_and_pipeline_on_a_small_generated
 
 def test_evaluate_drawings_says_when_there_is_nothing_or_the_path_is_wrong(tmp_path):
     done = run("evaluate", "--drawings", str(tmp_path / "none.jsonl"))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {tmp_path / 'none.jsonl'}: no such drawings file")
+    (tmp_path / "empty.jsonl").write_text("")
+    done = run("evaluate", "--drawings", str(tmp_path / "empty.jsonl"))
     assert done.returncode == 1 and "nothing to evaluate" in done.stdout
     done = run("evaluate", "--drawings", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr and "Traceback" not in done.stderr
