@@ -71,10 +71,10 @@ def test_a_learners_wrong_ece_is_named(wrong, words):
     assert verdict == "mistake" and words in message, message
 
 
-def test_the_ece_exercise_uses_the_same_bins_as_npnet():
-    probs = np.full((4, 10), 0.5 / 9)
-    probs[:, 0] = 0.5                                   # confidence exactly on the edge 0.5
-    y = np.array([0, 0, 1, 1])
-    assert ex.ece_solution(probs, y) == pytest.approx(ex._ece_reference(probs, y))
-    assert closed_open(probs, y) == pytest.approx(ex._ece_reference(probs, y))     # one bin either way: same number
-    assert ex.ece.diagnose(ex.ece_solution)[0] == "pass"
+def test_npnet_bins_are_closed_on_the_right_as_the_messages_say():
+    from npnet import metrics
+    probs = np.full((3, 10), 0.0)
+    probs[:, 0] = probs[:, 1] = 0.5                     # confidence exactly 0.5, on an edge
+    probs[2] = np.eye(10)[0]                            # confidence exactly 1.0
+    count = metrics.reliability(probs, np.zeros(3, int))["count"]
+    assert count[4] == 2 and count[9] == 1 and count.sum() == 3      # 0.5 in (0.4, 0.5], 1.0 in (0.9, 1]
