@@ -82,8 +82,8 @@ def _ece_cases(rng):
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         y = np.where(rng.random(n) < 0.7, probs.argmax(axis=1), rng.integers(0, 10, n))
         cases.append((probs, y, bins))
-    top = np.array([1.0, 1.0, 1.0, 1.0, 0.95, 0.95, 0.5, 0.5, 0.5, 0.45, 0.45, 0.55, 0.55, 0.7, 0.65])
-    edge = np.zeros((len(top), 10))                     # confidences exactly on bin edges, and exactly 1.0
+    top = np.array([1.0, 1.0, 1.0, 1.0, 0.95, 0.95, 0.5, 0.5, 0.5, 0.45, 0.45, 0.55, 0.55, 0.8, 0.65])
+    edge = np.zeros((len(top), 10))                     # confidences exactly on bin edges (0.5, 0.8), and exactly 1.0
     edge[:, 0] = top
     edge[:, 1:] = (1 - top[:, None]) / 9
     edge[6:9, :2] = 0.5                                  # a tie: argmax picks class 0
@@ -127,17 +127,26 @@ def _true_class_prob(probs, y, num_bins=10):
     return float(sum(np.mean(b == k) * abs(correct[b == k].mean() - conf[b == k].mean()) for k in np.unique(b)))
 
 
-def _half_open(probs, y, num_bins=10, drop_one=False):
+def _closed_open(probs, y, num_bins=10, last_closed=False):
+    """The bins [lo, hi), written as a learner would: conf >= lo and conf < hi (optionally <= 1.0 for the last)."""
     conf, correct = probs.max(1), probs.argmax(1) == y
-    b = np.floor(conf * num_bins).astype(int)           # bins [lo, hi): an edge goes to the bin above
-    if not drop_one:
-        b = np.minimum(b, num_bins - 1)
+    edges = np.linspace(0, 1, num_bins + 1)
     total = 0.0
-    for k in range(num_bins):
-        in_bin = b == k
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        in_bin = (conf >= lo) & ((conf <= hi) if last_closed and k == num_bins - 1 else (conf < hi))
         if in_bin.any():
             total += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
     return total
+
+
+def _abs_of_total(probs, y, num_bins=10):
+    n, acc, conf = _gaps(probs, y, num_bins)
+    return float(abs(np.sum(n / len(y) * (acc - conf))))
+
+
+def _weighted_by_count(probs, y, num_bins=10):
+    n, acc, conf = _gaps(probs, y, num_bins)
+    return float(np.sum(n * np.abs(acc - conf)))
 
 
 ece = Exercise(
@@ -152,15 +161,25 @@ ece = Exercise(
          "equal-width bins of max_k p_k, then compare each bin's accuracy with its mean confidence.", _by_correctness),
         ("confidence is the TOP probability, max_k p_k, whichever class it belongs to; you used the probability of "
          "the true label.", _true_class_prob),
-        ("predictions with confidence exactly 1.0 are lost (and edges go to the bin above): the bins are (lo, hi], so "
-         "1.0 belongs to the last bin. Use conf > lo and conf <= hi.",
-         lambda p, y, b=10: _half_open(p, y, b, drop_one=True)),
-        ("a confidence exactly on a bin edge (e.g. 0.5) went into the bin above: the bins are (lo, hi], so 0.5 "
-         "belongs to (0.4, 0.5]. Use conf > lo and conf <= hi.", _half_open),
+        ("your bins are [lo, hi), conf >= lo and conf < hi, so a confidence of exactly 1.0 falls in no bin and is "
+         "lost, and one on an edge (0.5) goes to the bin above. The course, like npnet.metrics.reliability, uses "
+         "(lo, hi]: conf > lo and conf <= hi.", _closed_open),
+        ("your bins are [lo, hi) with 1.0 kept in the last one (as np.digitize or floor(conf * num_bins) make them): "
+         "a confidence exactly on an edge, such as 0.5, went into the bin above. The course, like "
+         "npnet.metrics.reliability, uses (lo, hi], so 0.5 belongs to (0.4, 0.5]: conf > lo and conf <= hi.",
+         lambda p, y, b=10: _closed_open(p, y, b, last_closed=True)),
+        ("you took the absolute value of the total, |sum_b (n_b / N)(acc_b - conf_b)|, which is only |overall "
+         "accuracy - mean confidence|: over- and under-confident bins still cancel. Take |acc_b - conf_b| in each "
+         "bin first, then add up the weighted gaps.", _abs_of_total),
+        ("each bin is weighted by its count n_b instead of its share n_b / N, so the ECE comes out N times too "
+         "large: divide by the number of predictions.", _weighted_by_count),
+        ("num_bins is ignored: with 5 or 15 bins you still used 10. Build the edges from the argument, "
+         "np.linspace(0, 1, num_bins + 1).", lambda p, y, b=10: ece_solution(p, y, 10)),
     ],
-    hint_text="conf = probs.max(axis=1) and correct = probs.argmax(axis=1) == y. For each bin (lo, hi] of "
-              "np.linspace(0, 1, num_bins + 1), take the mask (conf > lo) & (conf <= hi); if it is not empty, add "
-              "mask.mean() * |correct[mask].mean() - conf[mask].mean()|.",
+    hint_text="conf = probs.max(axis=1) and correct = probs.argmax(axis=1) == y. Loop over the bins (lo, hi] of "
+              "np.linspace(0, 1, num_bins + 1): a mask (conf > lo) & (conf <= hi) picks a bin's predictions. In each "
+              "non-empty bin compare the fraction correct with the mean confidence, and weight that gap by the "
+              "bin's share of all N predictions.",
 )
 
 
