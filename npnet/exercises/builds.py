@@ -49,26 +49,35 @@ class _Run:
         self.out, self.error, self.seen = out, error, set(seen)
 
 
-def _run(fn, *args, watch=(), **kwargs):
-    """fn(*args, **kwargs) with NumPy warnings off and printing swallowed; never raises. Records which code objects
-    in `watch` were called (npnet's own functions), through a profile hook, so a wrapper around them is seen too."""
-    watch, seen = set(watch), set()
+@contextlib.contextmanager
+def _watch(codes):
+    """Within the block, record which of these code objects (npnet's own functions) get called, in the set yielded.
+    A profile hook sees every call, so a wrapper around them is seen too; it passes events on to any hook already set."""
+    codes, seen, old = set(codes), set(), sys.getprofile()
 
     def profile(frame, event, arg):
-        if event == "call" and frame.f_code in watch:
+        if event == "call" and frame.f_code in codes:
             seen.add(frame.f_code)
+        if old is not None:
+            old(frame, event, arg)
 
-    old = sys.getprofile()
     sys.setprofile(profile)
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"), \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            out = fn(*args, **kwargs)
-    except (Exception, SystemExit) as e:  # the learner's code may raise anything; it is reported, never re-raised
-        return _Run(error=e, seen=seen)
+        yield seen
     finally:
         sys.setprofile(old)
+
+
+def _run(fn, *args, watch=(), **kwargs):
+    """fn(*args, **kwargs) with NumPy warnings off and printing swallowed; never raises."""
+    with _watch(watch) as seen:
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"), \
+                    contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                out = fn(*args, **kwargs)
+        except (Exception, SystemExit) as e:  # the learner's code may raise anything; it is reported, never re-raised
+            return _Run(error=e, seen=seen)
     return _Run(out=out, seen=seen)
 
 
@@ -539,15 +548,19 @@ class DenseBuild(Build):
         own = {L.Dense.forward.__code__: "npnet.layers.Dense", L.Dense.backward.__code__: "npnet.layers.Dense",
                DenseSolution.forward.__code__: "builds.DenseSolution", DenseSolution.backward.__code__:
                "builds.DenseSolution"}
-        for stage in (self._params, self._forward, self._backward, self._training):
-            verdict = stage(cls, own)
-            if verdict is not None:
-                return verdict
+        reference = self._train_model(L.Dense)              # npnet's, before watching for npnet's code
+        with _watch(own) as seen:
+            for stage in (self._params, self._forward, self._backward, self._training):
+                verdict = stage(cls, reference)
+                if verdict is not None:
+                    return verdict
+        if seen:
+            return "own", OWN.format(what="; ".join(sorted({own[c] for c in seen})) + " does the work")
         return "pass", f"✓ Dense: {self.verified}"
 
     # each stage returns None if all is well, else (verdict, message)
-    def _params(self, cls, own):
-        run = _run(cls, 5, 3, np.random.default_rng(0), watch=own)
+    def _params(self, cls, _):
+        run = _run(cls, 5, 3, np.random.default_rng(0))
         if isinstance(run.error, NotImplementedError):
             return "not done", NOT_DONE.format(name="builds.dense")
         if run.error is not None:
@@ -596,7 +609,7 @@ class DenseBuild(Build):
         W, b = (layer.params[k].astype(np.float64) for k in ("W", "b"))
         return layer, x, grad, W, b, out, back, given
 
-    def _forward(self, cls, own):
+    def _forward(self, cls, _):
         layer, x, grad, W, b, out, _, _ = self._probe(cls, 6, 4, np.float32)
         if isinstance(out.error, NotImplementedError):
             return "not done", NOT_DONE.format(name="builds.dense")
@@ -615,13 +628,15 @@ class DenseBuild(Build):
             return "wrong", f"✗ forward turns float32 input into {o.dtype}: npnet works in float32"
         return None
 
-    def _backward(self, cls, own):
+    def _backward(self, cls, _):
         for d, c in ((6, 6), (6, 4)):             # square first: there a transposed answer has the right shape
             layer, x, grad, W, b, out, back, given = self._probe(cls, d, c, np.float64)
             if isinstance(back.error, NotImplementedError):
                 return "not done", NOT_DONE.format(name="builds.dense")
             if isinstance(back.error, AttributeError) and "x" in str(back.error):
                 return "mistake", f"✗ {DENSE_MSG['no_cache']}"
+            if isinstance(back.error, ValueError) and f"into shape ({c},)" in str(back.error):
+                return "mistake", f"✗ {DENSE_MSG['db_unsummed']}"
             if back.error is not None:
                 return "wrong", _raised("backward", back.error)
             if back.out is None:
@@ -657,28 +672,33 @@ class DenseBuild(Build):
                                  "x.T @ grad, grad.sum(axis=0) and grad @ W.T")
         return None
 
-    def _training(self, cls, own):
-        """Two 2-layer MLPs, one with the learner's Dense and one with npnet's, trained by npnet.fit with Adam."""
+    @staticmethod
+    def _train_model(Dense):
+        """A 12-8-3 MLP made with this Dense, trained by npnet.fit with Adam: (history, weights, model) or a verdict."""
         data_rng = np.random.default_rng(7)
         X = data_rng.standard_normal((40, 12)).astype(np.float32)
         y = X[:, :3].argmax(axis=1)
-        results = []
-        for Dense in (cls, L.Dense):
-            rng = np.random.default_rng(3)
-            run = _run(lambda: [Dense(12, 8, rng), L.ReLU(), Dense(8, 3, rng)], watch=own)
-            if run.error is not None:
-                return "wrong", _raised("building a model with your Dense", run.error)
-            model = run.out
-            start = [{k: id(g) for k, g in layer.grads.items()} for layer in model]
-            fitted = _run(_fit_history, model, Adam(model, lr=0.01), X, y, num_epochs=3, batch_size=16, rng=rng)
-            if isinstance(fitted.error, TypeError) and "input_grad" in str(fitted.error):
-                return "mistake", f"✗ {DENSE_MSG['no_input_grad']}"
-            if fitted.error is not None:
-                return "wrong", _raised("npnet.fit on a model made with your Dense", fitted.error)
-            if [{k: id(g) for k, g in layer.grads.items()} for layer in model] != start:
-                return "mistake", f"✗ {DENSE_MSG['rebind']}"
-            results.append((fitted.out, _weights(model), model))
-        (h, w, model), (h_ref, w_ref, _) = results
+        rng = np.random.default_rng(3)
+        run = _run(lambda: [Dense(12, 8, rng), L.ReLU(), Dense(8, 3, rng)])
+        if run.error is not None:
+            return "wrong", _raised("building a model with your Dense", run.error)
+        model = run.out
+        start = [{k: id(g) for k, g in layer.grads.items()} for layer in model]
+        fitted = _run(_fit_history, model, Adam(model, lr=0.01), X, y, num_epochs=3, batch_size=16, rng=rng)
+        if isinstance(fitted.error, TypeError) and "input_grad" in str(fitted.error):
+            return "mistake", f"✗ {DENSE_MSG['no_input_grad']}"
+        if fitted.error is not None:
+            return "wrong", _raised("npnet.fit on a model made with your Dense", fitted.error)
+        if [{k: id(g) for k, g in layer.grads.items()} for layer in model] != start:
+            return "mistake", f"✗ {DENSE_MSG['rebind']}"
+        return fitted.out, _weights(model), model
+
+    def _training(self, cls, reference):
+        """The learner's Dense and npnet's in the same MLP, same seed, trained the same way: same weights and losses."""
+        result = self._train_model(cls)
+        if isinstance(result[0], str):
+            return result
+        (h, w, model), (h_ref, w_ref, _) = result, reference
         if not all(_close(a, b) for a, b in zip(w, w_ref)) or not _close(h, h_ref):
             return "wrong", ("✗ each piece passes, but a model made with your Dense trains differently from npnet's "
                              "with the same seed: does every step read and write the same arrays in params and grads?")
@@ -811,11 +831,11 @@ _PlantedReLU.__name__ = _PlantedReLU.__qualname__ = "ReLU"
 BUG = (3, "x")          # layer 3's backward returns a wrong gradient for its input x
 
 
-def broken_model(rng):
-    """A 784-64-64-10 MLP like M.mlp's, with one planted bug in one layer's backward. Find it."""
-    model = M.mlp((784, 64, 64, 10), rng)
-    model[3].__class__ = _PlantedReLU
-    return model
+def broken_model(rng, sizes=(784, 64, 64, 10), dtype=np.float32):
+    """Dense-ReLU-Dense-ReLU-Dense like M.mlp(sizes), with one planted bug in one layer's backward. Find it.
+    A small float64 twin, e.g. broken_model(rng, (20, 16, 16, 10), np.float64), has the same bug, for gradcheck."""
+    d0, d1, d2, d3 = sizes
+    return [L.Dense(d0, d1, rng, dtype), L.ReLU(), L.Dense(d1, d2, rng, dtype), _PlantedReLU(), L.Dense(d2, d3, rng, dtype)]
 
 
 class BugBuild(Build):
