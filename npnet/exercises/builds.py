@@ -50,14 +50,17 @@ class _Run:
 
 
 @contextlib.contextmanager
-def _watch(codes):
+def _watch(codes, on_call=None):
     """Within the block, record which of these code objects (npnet's own functions) get called, in the set yielded.
-    A profile hook sees every call, so a wrapper around them is seen too; it passes events on to any hook already set."""
-    codes, seen, old = set(codes), set(), sys.getprofile()
+    A profile hook sees every call, so a wrapper around them is seen too; it passes events on to any hook already set.
+    on_call: {code object: function(frame)}, called with the frame of each such call (its arguments in f_locals)."""
+    codes, seen, old, on_call = set(codes), set(), sys.getprofile(), on_call or {}
 
     def profile(frame, event, arg):
         if event == "call" and frame.f_code in codes:
             seen.add(frame.f_code)
+        if event == "call" and frame.f_code in on_call:
+            on_call[frame.f_code](frame)
         if old is not None:
             old(frame, event, arg)
 
@@ -68,9 +71,9 @@ def _watch(codes):
         sys.setprofile(old)
 
 
-def _run(fn, *args, watch=(), **kwargs):
+def _run(fn, *args, watch=(), on_call=None, **kwargs):
     """fn(*args, **kwargs) with NumPy warnings off and printing swallowed; never raises."""
-    with _watch(watch) as seen:
+    with _watch(watch, on_call) as seen:
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"), \
                     contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -99,9 +102,16 @@ def _floats(history):
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    with np.errstate(all="ignore"):
-        return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+    """Same shape and values to tolerance; False for anything that is not real numbers."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            if np.iscomplexobj(a) or np.iscomplexobj(b):
+                return False
+            a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+            return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+    except Exception:
+        return False
 
 
 class Build:
@@ -161,13 +171,14 @@ class _Spy(L.Layer):
     """First layer of the check's model: passes its input on and records which rows of X each step saw, and its dtype."""
 
     def __init__(self, rows):
-        self.rows, self.batches, self.dtypes, self.evals = rows, [], [], 0
+        self.rows, self.batches, self.dtypes, self.evals, self.evals_since = rows, [], [], 0, False
 
     def forward(self, x):
         x = np.asarray(x)
         flat = np.asarray(x, np.float32).reshape(len(x), -1)
         ids = [self.rows.get(r.tobytes(), -1) for r in flat]
-        if ids == list(range(len(self.rows))):   # all of X in its order: an evaluation, e.g. the loss on X
+        self.evals_since = ids == list(range(len(self.rows)))
+        if self.evals_since:                     # all of X in its order: an evaluation, e.g. the loss on X
             self.evals += 1
         else:
             self.dtypes.append(x.dtype)
@@ -200,11 +211,21 @@ def _weights(model):
 
 
 def _train_run(fn, case, watch=()):
-    """Run a train function on a fresh copy of a problem: (_Run, weights, spy, X, y, X_before, y_before, settings)."""
+    """Run a train function on a fresh copy of a problem: (_Run, weights, spy, X, y, X_before, y_before, settings).
+    spy.labels_ok records, for each call of SoftmaxCrossEntropy.forward, whether its labels are those of the rows
+    the model was just given."""
     model, optimizer, X, y, settings = _train_problem(case)
-    X0, y0 = X.copy(), y.copy()
-    run = _run(fn, model, optimizer, X, y, watch=watch, **settings)
-    return run, _weights(model), model[0], X, y, X0, y0, settings
+    X0, y0, spy = X.copy(), y.copy(), model[0]
+    spy.labels_ok = []
+
+    def loss_called(frame):
+        labels, last = frame.f_locals.get("y"), spy.batches[-1] if spy.batches else None
+        if last is not None and not spy.evals_since and np.shape(labels) == (len(last),) and min(last) >= 0:
+            spy.labels_ok.append(bool(np.array_equal(np.asarray(labels), y0[last])))
+
+    run = _run(fn, model, optimizer, X, y, watch=watch, on_call={SoftmaxCrossEntropy.forward.__code__: loss_called},
+               **settings)
+    return run, _weights(model), spy, X, y, X0, y0, settings
 
 
 def _fit_history(model, optimizer, X, y, num_epochs, batch_size, rng):
@@ -377,6 +398,8 @@ class TrainBuild(Build):
             return "mistake", f"✗ {TRAIN_MSG['no_shuffle']}"
         if num_epochs > 1 and all(e == per_epoch[0] for e in per_epoch):
             return "mistake", f"✗ {TRAIN_MSG['once']}"
+        if not all(spy.labels_ok):
+            return "mistake", f"✗ {TRAIN_MSG['two']}"
         again = _train_run(fn, case)
         if again[2].batches != batches:
             return "mistake", f"✗ {TRAIN_MSG['global']}"
@@ -617,7 +640,9 @@ class DenseBuild(Build):
             return "wrong", _raised("forward", out.error)
         if out.out is None:
             return "not done", RETURNED_NONE.format(which=" from forward", name="builds.dense")
-        o, x64 = np.asarray(out.out), x.astype(np.float64)
+        if not isinstance(out.out, np.ndarray):
+            return "wrong", f"✗ forward returned a {type(out.out).__name__}: return the array x @ W + b"
+        o, x64 = out.out, x.astype(np.float64)
         for key, want in (("no_bias", x64 @ W), ("relu", np.maximum(x64 @ W + b, 0)),
                           ("copy", x64 @ L.he_normal(6, 4, np.random.default_rng(0)).astype(np.float64) + 0 * b)):
             if _close(o, want, rtol=1e-4) and not _close(o, x64 @ W + b, rtol=1e-4):
@@ -641,10 +666,15 @@ class DenseBuild(Build):
                 return "wrong", _raised("backward", back.error)
             if back.out is None:
                 return "mistake", f"✗ {DENSE_MSG['no_dX']}"
-            dX, o = np.asarray(back.out, np.float64), np.asarray(out.out, np.float64)
+            if not isinstance(back.out, np.ndarray):
+                return "wrong", f"✗ backward returned a {type(back.out).__name__}: return the array grad @ W.T"
+            dX, o = back.out, out.out
             # a second backward on the same input: grads must be overwritten, not added to
             again = _run(layer.backward, grad)
-            dW, db = (np.asarray(layer.grads[k], np.float64) for k in ("W", "b"))
+            try:
+                dW, db = (np.asarray(layer.grads[k], np.float64) for k in ("W", "b"))
+            except Exception:
+                return "mistake", f"✗ {DENSE_MSG['no_grads']}"
             if _close(dW, 2 * x.T @ grad) and _close(db, 2 * grad.sum(0)):
                 return "mistake", f"✗ {DENSE_MSG['accumulate']}"
             if again.error is not None:
