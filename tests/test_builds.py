@@ -179,7 +179,7 @@ def test_checks_do_not_raise_under_seterr_raise(capsys):
     old = np.seterr(all="raise")
     try:
         assert builds.train.check(_solution(builds.train, "train")) is True
-        assert builds.dense.check(_solution(builds.dense, "Dense")) is True
+        assert builds.dense.check(_solution(builds.dense, "MyDense")) is True
         builds.train.check(TRAIN_MISTAKES["sum"])
     finally:
         np.seterr(**old)
@@ -345,10 +345,13 @@ def test_module_catalogues_get_their_own_messages():
     for build in (builds.train, builds.dense):
         for message, wrong in build.mistakes:
             assert build.diagnose(wrong) == ("mistake", f"✗ {message}")
+    for message, wrong in builds.overfit.mistakes:
+        verdict, said = builds.overfit.diagnose(wrong)
+        assert verdict == "mistake" and said.startswith(f"✗ {message}"), said
 
 
 def test_dense_solution_and_an_independent_correct_layer_pass_and_plug_into_npnet():
-    assert builds.dense.diagnose(_solution(builds.dense, "Dense"))[0] == "pass"
+    assert builds.dense.diagnose(_solution(builds.dense, "MyDense"))[0] == "pass"
     assert builds.dense.diagnose(MyDense)[0] == "pass"
     # the independent layer, float64, passes npnet's own gradient check
     layer = MyDense(6, 4, np.random.default_rng(0))
@@ -410,7 +413,8 @@ def _overfit_with(make_optimizer, num_epochs, train=None):
 
 def test_overfit_solution_passes_and_the_mistakes_are_named():
     assert builds.overfit.diagnose(_solution(builds.overfit, "overfit_one_batch"))[0] == "pass"
-    for key, answer in (("flat", _overfit_with(lambda m: npnet.Adam(m, lr=3e-3), 8, train=with_(no_step=True))),
+    for key, answer in (("unchanged", _overfit_with(lambda m: npnet.Adam(m, lr=3e-3), 3, train=with_(no_step=True))),
+                        ("flat", _overfit_with(lambda m: npnet.Adam(m, lr=1e-7), 8)),
                         ("diverged", _overfit_with(lambda m: npnet.SGD(m, lr=1e5), 5)),
                         ("slow", _overfit_with(lambda m: npnet.Adam(m, lr=3e-4), 5))):
         verdict, message = builds.overfit.diagnose(answer)
@@ -428,6 +432,12 @@ def test_overfit_with_npnets_fit_is_recognised_and_stub_not_done():
         raise NotImplementedError
     assert builds.overfit.diagnose(stub)[0] == "not done"
     assert builds.overfit.diagnose(lambda *a: 1 / 0)[0] == "wrong"
+
+    def fresh_model(model, X, y, rng):                    # trains a model of its own, not the one given
+        own = M.mlp((784, 64, 64, 10), rng)
+        return with_()(own, npnet.Adam(own, lr=3e-3), X, y, 5, 64, rng)
+    verdict, message = builds.overfit.diagnose(fresh_model)
+    assert (verdict, message) == ("mistake", f"✗ {OVERFIT_MSG['unchanged']}")
 
 
 def test_planted_bug_stops_overfitting_and_gradcheck_finds_it_alone():
@@ -460,7 +470,7 @@ def test_bug_diagnosis_is_answered_specifically():
 
 
 def test_hints_and_solutions_print(capsys):
-    for build, name in ((builds.train, "def train("), (builds.dense, "class Dense:"),
+    for build, name in ((builds.train, "def train("), (builds.dense, "class MyDense:"),
                         (builds.overfit, "def overfit_one_batch(")):
         build.hint()
         build.solution()

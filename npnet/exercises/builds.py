@@ -4,7 +4,7 @@ In a notebook:
 
     from npnet.exercises import builds
     builds.train.check(train)        # ✓ / ✗ with the specific mistake / · not done yet
-    builds.dense.check(Dense)        # the class itself
+    builds.dense.check(MyDense)      # your Dense class itself (named MyDense, so npnet's Dense keeps its name)
     builds.overfit.check(overfit_one_batch)
     builds.bug.check(bug)            # your diagnosis of builds.broken_model(rng): (layer index, "W" | "b" | "x")
 
@@ -466,7 +466,7 @@ class DenseSolution:
 
 
 DENSE_MSG = {
-    "instance": "pass the class itself, builds.dense.check(Dense), not an instance Dense(...)",
+    "instance": "pass the class itself, builds.dense.check(MyDense), not an instance MyDense(...)",
     "no_params": "the layer has no params dict with 'W' and 'b': npnet's optimisers find a layer's parameters "
                  "in layer.params, and their gradients under the same names in layer.grads",
     "no_grads": "the layer has no grads dict with 'W' and 'b' arrays of the params' shapes: create them in __init__ "
@@ -557,7 +557,7 @@ DENSE_MISTAKES = [(DENSE_MSG[k], cls) for k, cls in [
 class DenseBuild(Build):
     """Build 2: the learner's Dense class, probed stage by stage: params, forward, backward, gradient check, training."""
 
-    name_in_cell = "Dense"
+    name_in_cell = "MyDense"
 
     def diagnose(self, cls):
         if isinstance(cls, type) and issubclass(cls, L.Dense):
@@ -567,7 +567,7 @@ class DenseBuild(Build):
         if not isinstance(cls, type):
             if hasattr(cls, "forward"):
                 return "wrong", f"✗ {DENSE_MSG['instance']}"
-            return "wrong", f"✗ pass your class Dense itself; got a {type(cls).__name__}"
+            return "wrong", f"✗ pass your class itself, builds.dense.check(MyDense); got a {type(cls).__name__}"
         own = {L.Dense.forward.__code__: "npnet.layers.Dense", L.Dense.backward.__code__: "npnet.layers.Dense",
                DenseSolution.forward.__code__: "builds.DenseSolution", DenseSolution.backward.__code__:
                "builds.DenseSolution"}
@@ -611,7 +611,7 @@ class DenseBuild(Build):
         if W.dtype != np.float32 or b.dtype != np.float32 or any(g.dtype != np.float32 for g in grads.values()):
             return "wrong", (f"✗ params and grads must be float32, like npnet's: W {W.dtype}, b {b.dtype}, grads "
                              f"{grads['W'].dtype} and {grads['b'].dtype}")
-        if not np.array_equal(W, L.he_normal(5, 3, np.random.default_rng(0))) or np.any(b != 0):
+        if not np.allclose(W, L.he_normal(5, 3, np.random.default_rng(0)), rtol=1e-5, atol=1e-7) or np.any(b != 0):
             return "mistake", f"✗ {DENSE_MSG['init']}"
         return None
 
@@ -762,6 +762,8 @@ OVERFIT_THRESHOLD = 0.01   # a mean cross-entropy of 0.01: the right class gets 
 OVERFIT_MSG = {
     "flat": "the loss hardly moved from where it started (ln 10 = 2.3 is chance): the model is not learning at all. "
             "Is optimizer.step() called after backward in every step, with lr > 0?",
+    "unchanged": "the model passed in did not change: train that very `model` (do not build a new one inside), "
+                 "and check that each step calls optimizer.step()",
     "diverged": "the loss became NaN or inf: the learning rate is too large. Try Adam with lr 1e-3 to 3e-3.",
     "slow": "the loss falls, but not below 0.01: the 64 examples are not memorised yet. Train longer or with a "
             "larger lr (Adam at 3e-3 memorises them in about 20 epochs).",
@@ -784,6 +786,7 @@ class OverfitBuild(Build):
         rng = np.random.default_rng(0)
         model = M.mlp((X.shape[1], 64, 64, max(10, int(y.max()) + 1)), rng)
         own = {T.fit.__code__: "npnet.train.fit", train_solution.__code__: "builds.train_solution"}
+        before = _weights(model)
         run = _run(fn, model, X.copy(), y.copy(), rng, watch=own)
         if isinstance(run.error, NotImplementedError):
             return "not done", NOT_DONE.format(name="builds.overfit")
@@ -795,6 +798,8 @@ class OverfitBuild(Build):
         if history is None or not len(history):
             return "wrong", (f"✗ overfit_one_batch returned a {type(run.out).__name__}: return the history your "
                              f"train() gives, one loss per epoch")
+        if all(np.array_equal(a, b) for a, b in zip(before, _weights(model))):
+            return "mistake", f"✗ {OVERFIT_MSG['unchanged']}"
         loss_fn = SoftmaxCrossEntropy()
         with np.errstate(all="ignore"):
             loss = _run(lambda: loss_fn.forward(M.forward(model, X), y))
@@ -837,8 +842,9 @@ def _overfit_with(optimizer, num_epochs):
 
 
 OVERFIT_MISTAKES = [  # (the message, which the check follows with the loss reached; an answer that earns it)
-    (OVERFIT_MSG["flat"], _overfit_with(lambda m: SGD(m, lr=0.0), 20)),            # no step at all
-    (OVERFIT_MSG["diverged"], _overfit_with(lambda m: SGD(m, lr=1e4), 20)),        # far too large a step
+    (OVERFIT_MSG["unchanged"], _overfit_with(lambda m: SGD(m, lr=0.0), 3)),        # no step at all
+    (OVERFIT_MSG["flat"], _overfit_with(lambda m: SGD(m, lr=1e-6), 10)),           # steps far too small
+    (OVERFIT_MSG["diverged"], _overfit_with(lambda m: SGD(m, lr=1e4), 5)),         # far too large a step
     (OVERFIT_MSG["slow"], _overfit_with(lambda m: Adam(m, lr=1e-4), 10)),
 ]
 
@@ -888,10 +894,13 @@ class BugBuild(Build):
             return "pass", ("✓ bug: layer 3, a ReLU, returns a wrong gradient for its input. Its backward masks by the "
                             "sign of the incoming gradient, grad * (grad > 0), instead of by the sign of its forward "
                             "input, grad * (x > 0). The layers above it get right gradients, the ones below wrong ones.")
-        if index in (0, 1, 2):
-            return "mistake", (f"✗ layer {index} {'has wrong parameter gradients' if index != 1 else 'sits below the bug'}"
-                               f" in check_model's table, but check it alone, gradcheck.check_layer(model[{index}], x): "
-                               f"its own backward is right. It receives a wrong gradient from a layer above it.")
+        if index in (0, 2):
+            return "mistake", (f"✗ layer {index}'s parameters get wrong gradients in check_model's table, but check the "
+                               f"layer alone, gradcheck.check_layer(twin[{index}], its input): its own backward is "
+                               f"right. It receives a wrong gradient from a layer above it.")
+        if index == 1:
+            return "mistake", ("✗ layer 1, a ReLU, passes gradcheck.check_layer alone: its backward is right. The "
+                               "wrong gradient comes from higher up.")
         if index == 4:
             return "mistake", ("✗ layer 4's gradients pass the check: it is above the bug. Check each layer alone with "
                                "gradcheck.check_layer, from the top down.")
