@@ -477,3 +477,60 @@ def test_hints_and_solutions_print(capsys):
         out = capsys.readouterr().out
         assert name in out and len(out) > 200
         assert "train_solution" not in out and "DenseSolution" not in out
+
+
+# == the cells in notebook 02 ===================================================================================
+STUB_CELL = r"# Build \d · your turn"
+
+
+def _build_cells(nb):
+    """Notebook 02's set-up cell and its "Build it yourself" section, or None if the section is not there."""
+    cells = nb.cells
+    start = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                  and c.source.startswith("## Build it yourself")), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(cells)) if cells[i].cell_type == "markdown"
+                and cells[i].source.startswith("## ")), len(cells))
+    setup = next(c for c in cells if c.cell_type == "code" and "load_splits" in c.source)
+    return [setup] + cells[start:end]
+
+
+def _solved(source):
+    """The solution for a stub cell: found by the name the cell defines."""
+    import re
+    m = re.search(r"^(?:def|class) (\w+)|^(bug) =", source, re.M)
+    name = m.group(1) or m.group(2)
+    return {"train": builds.train, "MyDense": builds.dense, "overfit_one_batch": builds.overfit,
+            "bug": builds.bug}[name].solution_source()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solved", [False, True], ids=["stubs", "solutions"])
+def test_notebook_02_build_cells(solved, tmp_path):
+    """Run All works with the stubs (every check says 'not done yet') and every check says ✓ with the solutions."""
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "02_deep_mlp.ipynb", as_version=4)
+    cells = _build_cells(nb)
+    if cells is None:
+        pytest.skip("notebook 02 has no 'Build it yourself' section yet: the lead inserts it")
+    stubs = [c for c in cells if c.cell_type == "code" and re.match(STUB_CELL, c.source)]
+    assert len(stubs) == 4, [c.source[:40] for c in stubs]
+    if solved:
+        for c in stubs:
+            c.source = _solved(c.source)
+    nb.cells = cells
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    checks = [c for c in nb.cells if c.cell_type == "code" and re.search(r"\bbuilds\.\w+\.check\(", c.source)]
+    assert len(checks) == 4
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        if solved:
+            assert text.startswith("✓") and "✗" not in text and "npnet's own" not in text, (cell.source, text)
+        else:
+            assert text.startswith("· not done yet"), (cell.source, text)

@@ -881,7 +881,8 @@ class BugBuild(Build):
 
     def diagnose(self, answer):
         if answer is None or answer is Ellipsis:
-            return "not done", NOT_DONE.format(name="builds.bug")
+            return "not done", ("· not done yet: check each layer of the twin alone, then name the bug. "
+                                "builds.bug.hint() gives a nudge.")
         try:
             index, what = answer
             index, what = int(index), str(what)
