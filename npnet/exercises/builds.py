@@ -436,10 +436,10 @@ train = TrainBuild(
     verified="same batches, weights and per-epoch history as npnet.fit with the same seed, on 50 examples in batches "
              "of 16 (the last has 2) with SGD and on 48 examples with Adam and L2, with 3 and 4 classes",
     mistakes=TRAIN_MISTAKES,
-    hint_text="Per epoch: one order = rng.permutation(len(X)); then for i in range(0, len(X), batch_size) take "
-              "idx = order[i:i + batch_size]. Per step: logits = M.forward(model, X[idx]); loss = "
-              "loss_fn.forward(logits, y[idx]); M.backward(model, loss_fn.backward()); optimizer.step(). Keep each "
-              "loss, and append their mean to history at the end of the epoch.",
+    hint_text="Per epoch: one fresh order of the indices 0..N-1 from rng (which Generator method shuffles a range?), "
+              "then walk through it in slices of batch_size; a slice past the end is just shorter, so the last "
+              "batch comes for free. Per step, four things in a fixed order: forward, loss, backward, step. Keep "
+              "each batch's loss and append their mean to history when the epoch ends."
 )
 
 
@@ -743,10 +743,10 @@ dense = DenseBuild(
              "grads overwritten in place; the float64 central-difference gradient check passes; and a 12-8-3 MLP "
              "made with it trains with npnet.fit and Adam to the same weights and losses as npnet's Dense",
     mistakes=DENSE_MISTAKES,
-    hint_text="__init__: params W = he_normal(fan_in, fan_out, rng), b = np.zeros(fan_out, np.float32), and grads "
-              "of the same shapes (np.zeros_like). forward caches x and returns x @ W + b. backward gets grad = dL/dout "
-              "(N, fan_out): let the shapes decide dW (fan_in, fan_out), db (fan_out,) and the returned dL/dx "
-              "(N, fan_in). Write the grads into the existing arrays with [...] =: the optimiser holds those arrays.",
+    hint_text="__init__: W from npnet.he_normal, b of zeros (float32, as np.zeros does not default to), and grads "
+              "of the same shapes. forward must remember its input for backward. In backward, let the shapes decide: "
+              "dW is (fan_in, fan_out), db is (fan_out,), and the returned gradient is (N, fan_in). Write the grads "
+              "into the existing arrays: the optimiser holds those arrays, not your names for them."
 )
 
 
@@ -766,7 +766,7 @@ OVERFIT_MSG = {
                  "and check that each step calls optimizer.step()",
     "diverged": "the loss became NaN or inf: the learning rate is too large. Try Adam with lr 1e-3 to 3e-3.",
     "slow": "the loss falls, but not below 0.01: the 64 examples are not memorised yet. Train longer or with a "
-            "larger lr (Adam at 3e-3 memorises them in about 20 epochs).",
+            "larger lr (Adam at lr 3e-3 takes a few dozen full-batch steps).",
 }
 
 
@@ -851,9 +851,9 @@ OVERFIT_MISTAKES = [  # (the message, which the check follows with the loss reac
 overfit = OverfitBuild(
     "overfit", overfit_one_batch_solution,
     verified="", mistakes=OVERFIT_MISTAKES,
-    hint_text="Inside: optimizer = npnet.Adam(model, lr=3e-3), then return train(model, optimizer, X, y, "
-              "num_epochs=60, batch_size=len(X), rng=rng): one batch, one step per epoch. The loss must fall from "
-              "about 2.3 to below 0.01; if it does not, the loop or the model has a bug.",
+    hint_text="Two lines: an optimiser for the model, then your train() on (X, y). Make the batch all 64 examples, "
+              "so that each epoch is one step; Adam with a few times its default lr memorises them in a few dozen "
+              "steps. The loss must fall from about 2.3 to below 0.01; if it cannot, the loop or the model has a bug.",
 )
 
 
@@ -921,7 +921,7 @@ class _BugBuild(BugBuild):
 bug = _BugBuild(
     "bug", broken_model, verified="",
     hint_text="First your overfit_one_batch on builds.broken_model(rng): it cannot memorise 64 examples, so some "
-              "gradient is wrong. gradcheck.check_model(model, X, y) on a float64 copy shows which parameters get "
+              "gradient is wrong. gradcheck.check_model(twin, X, y) on a small float64 copy shows which parameters get "
               "wrong gradients; then gradcheck.check_layer(layer, x) on each layer alone says whose own backward is "
               "wrong. A layer with no parameters only shows up alone, through its input gradient 'x'.",
 )
