@@ -1,7 +1,6 @@
 """Notebook 02's three builds: the solution passes, the stub is 'not done yet', npnet's own code is recognised, and
 every named mistake, written here again as a learner might (not taken from the module's catalogue), gets its message."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -460,11 +459,12 @@ def test_planted_bug_stops_overfitting_and_gradcheck_finds_it_alone():
 
 def test_bug_diagnosis_is_answered_specifically():
     assert builds.bug.diagnose((3, "x"))[0] == "pass"
+    assert builds.bug.diagnose([np.int64(3), "dX"])[0] == "pass"          # other spellings of the same answer
     assert builds.bug.diagnose(None)[0] == "not done"
     messages = {builds.bug.diagnose(a)[1] for a in ((0, "W"), (2, "b"), (4, "W"), (3, "W"))}
     assert len(messages) == 4 and all(m.startswith("✗") for m in messages)
     assert "check_layer" in builds.bug.diagnose((0, "W"))[1]
-    for odd in ("layer 3", (9, "x"), 3, object()):
+    for odd in ("layer 3", (9, "x"), (3, "weights"), 3, object()):
         assert builds.bug.diagnose(odd)[0] == "wrong"
     assert "(3, \"x\")" in builds.bug.solution_source()
 

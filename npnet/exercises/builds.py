@@ -168,7 +168,7 @@ def train_solution(model, optimizer, X, y, num_epochs, batch_size, rng):
 
 
 class _Spy(L.Layer):
-    """First layer of the check's model: passes its input on and records which rows of X each step saw, and its dtype."""
+    """First layer of the check's model: passes its input on, recording which rows of X each step saw, and its dtype."""
 
     def __init__(self, rows):
         self.rows, self.batches, self.dtypes, self.evals, self.evals_since = rows, [], [], 0, False
@@ -298,9 +298,11 @@ TRAIN_MSG = {
     "replace": "some examples come twice in an epoch and others never: rng.integers (or rng.choice with its default "
                "replace=True) samples with replacement. A permutation visits every example exactly once.",
     "drop_last": "the last, smaller batch of each epoch is missing, so those examples are never trained on in that "
-                 "epoch: let the loop run to len(X), and take order[i:i + batch_size] (a slice past the end is simply shorter).",
+                 "epoch: let the loop run to len(X), and take order[i:i + batch_size] (a slice past the end is "
+                 "simply shorter).",
     "global": "two runs with the same rng give different batches: the shuffle does not come from the rng argument "
-              "(np.random.permutation uses NumPy's global generator). Use rng.permutation, so a seed reproduces the run.",
+              "(np.random.permutation uses NumPy's global generator). Use rng.permutation, so a seed reproduces "
+              "the run.",
     "choice": "a valid shuffle, but not the draw npnet.fit makes, so the same seed gives other batches: call "
               "rng.permutation(len(X)) once per epoch, and draw nothing else from rng.",
     "two": "X and y are shuffled by two different permutations, so each image is trained with another image's label: "
@@ -427,8 +429,9 @@ class TrainBuild(Build):
                              f"check each step's order, forward, loss, backward, then optimizer.step()")
         if len(history) != num_epochs:
             return "wrong", f"✗ history has {len(history)} entries for {num_epochs} epochs: one per epoch"
-        return "wrong", (f"✗ the weights match npnet.fit's, but the history does not: {np.round(history, 4).tolist()} "
-                         f"against fit's {np.round(want_history, 4).tolist()}; record the mean batch loss of each epoch")
+        got, want_h = np.round(history, 4).tolist(), np.round(want_history, 4).tolist()
+        return "wrong", (f"✗ the weights match npnet.fit's, but the history does not: {got} against fit's "
+                         f"{want_h}; record the mean batch loss of each epoch")
 
 
 train = TrainBuild(
@@ -448,7 +451,7 @@ class DenseSolution:
     """Affine map x @ W + b: (N, fan_in) -> (N, fan_out), with params and grads in matching dicts."""
 
     def __init__(self, fan_in, fan_out, rng):
-        self.params = {"W": npnet.he_normal(fan_in, fan_out, rng),          # (fan_in, fan_out) float32, std sqrt(2/fan_in)
+        self.params = {"W": npnet.he_normal(fan_in, fan_out, rng),     # (fan_in, fan_out) float32
                        "b": np.zeros(fan_out, np.float32)}             # (fan_out,) float32
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
@@ -473,7 +476,8 @@ DENSE_MSG = {
                 "(np.zeros_like each param), because the optimiser keeps those very arrays from the start",
     "W_shape": "W has shape (fan_out, fan_in): npnet's W is (fan_in, fan_out), so that x @ W maps (N, fan_in) to "
                "(N, fan_out) with no transpose",
-    "b_shape": "b has shape (1, fan_out): make it (fan_out,), a 1-D array, like npnet's (broadcasting adds it to every row)",
+    "b_shape": "b has shape (1, fan_out): make it (fan_out,), a 1-D array, like npnet's (broadcasting adds it to "
+               "every row)",
     "W64": "W is float64: npnet works in float32, and one float64 parameter turns every activation above it into "
            "float64. npnet.he_normal(fan_in, fan_out, rng) returns float32; or .astype(np.float32).",
     "b64": "b is float64 (np.zeros defaults to float64): npnet works in float32, and x @ W + b would turn the "
@@ -491,10 +495,12 @@ DENSE_MSG = {
             "over the batch is the inner dimension",
     "dW_N": "dW and db are divided by N: the loss's gradient already holds the 1/N of the mean, so the layer must "
             "not divide again",
-    "db_unsummed": "db is not summed over the batch: b is added to every row, so db = grad.sum(axis=0), shape (fan_out,)",
+    "db_unsummed": "db is not summed over the batch: b is added to every row, so db = grad.sum(axis=0), "
+                   "shape (fan_out,)",
     "db_mean": "db is the mean of grad over the batch: b is added to every row, so its gradient is the sum, "
                "grad.sum(axis=0) (the 1/N is already inside grad)",
-    "dX_noT": "backward returns grad @ W: the gradient for the layer below is grad @ W.T, (N, fan_out) @ (fan_out, fan_in)",
+    "dX_noT": "backward returns grad @ W: the gradient for the layer below is grad @ W.T, "
+              "(N, fan_out) @ (fan_out, fan_in)",
     "no_dX": "backward returns nothing: it must return dL/dx = grad @ W.T, which the layer below needs",
     "accumulate": "the grads add up over calls (+=): npnet's layers overwrite their grads in backward (there is no "
                   "zero_grad), so with += every step would use the sum of all gradients so far. Assign with [...] =.",
@@ -555,7 +561,7 @@ DENSE_MISTAKES = [(DENSE_MSG[k], cls) for k, cls in [
 
 
 class DenseBuild(Build):
-    """Build 2: the learner's Dense class, probed stage by stage: params, forward, backward, gradient check, training."""
+    """Build 2: the learner's Dense class, probed in stages: params, forward, backward, gradient check, training."""
 
     name_in_cell = "MyDense"
 
@@ -616,7 +622,7 @@ class DenseBuild(Build):
         return None
 
     def _probe(self, cls, d, c, dtype, seed=1):
-        """A layer with set parameters and one forward/backward: (layer, x, grad, W, b, out_run, back_run, grads before)."""
+        """A layer with set params and one forward/backward: (layer, x, grad, W, b, out_run, back_run, grads before)."""
         rng = np.random.default_rng(seed)
         layer = cls(d, c, np.random.default_rng(0))
         W, b = rng.standard_normal((d, c)), rng.standard_normal(c)
@@ -771,7 +777,7 @@ OVERFIT_MSG = {
 
 
 class OverfitBuild(Build):
-    """Build 3a: overfit_one_batch(model, X, y, rng) -> history must drive a fresh MLP's loss on 64 examples below 0.01."""
+    """Build 3a: overfit_one_batch(model, X, y, rng) -> history must take a fresh MLP's loss on 64 examples below 0.01."""
 
     name_in_cell = "overfit_one_batch"
 
@@ -871,7 +877,8 @@ def broken_model(rng, sizes=(784, 64, 64, 10), dtype=np.float32):
     """Dense-ReLU-Dense-ReLU-Dense like M.mlp(sizes), with one planted bug in one layer's backward. Find it.
     A small float64 twin, e.g. broken_model(rng, (20, 16, 16, 10), np.float64), has the same bug, for gradcheck."""
     d0, d1, d2, d3 = sizes
-    return [L.Dense(d0, d1, rng, dtype), L.ReLU(), L.Dense(d1, d2, rng, dtype), _PlantedReLU(), L.Dense(d2, d3, rng, dtype)]
+    return [L.Dense(d0, d1, rng, dtype), L.ReLU(), L.Dense(d1, d2, rng, dtype), _PlantedReLU(),
+            L.Dense(d2, d3, rng, dtype)]
 
 
 class BugBuild(Build):
@@ -889,22 +896,23 @@ class BugBuild(Build):
         except Exception:
             return "wrong", ("✗ answer with a pair (layer index, gradient): the index in the model's list, and which "
                              "of its gradients is wrong, 'W', 'b' or 'x' (the input's, which backward returns)")
-        if not 0 <= index < 5:
-            return "wrong", "✗ broken_model(rng) has 5 layers, indices 0 to 4"
+        what = {"w": "W", "dw": "W", "b": "b", "db": "b", "x": "x", "dx": "x", "input": "x"}.get(what.strip().lower())
+        if not 0 <= index < 5 or what is None:
+            return "wrong", "✗ broken_model(rng) has 5 layers, indices 0 to 4, and the gradient is 'W', 'b' or 'x'"
         if (index, what) == BUG:
-            return "pass", ("✓ bug: layer 3, a ReLU, returns a wrong gradient for its input. Its backward masks by the "
-                            "sign of the incoming gradient, grad * (grad > 0), instead of by the sign of its forward "
-                            "input, grad * (x > 0). The layers above it get right gradients, the ones below wrong ones.")
+            return "pass", ("✓ bug: layer 3, a ReLU, returns a wrong gradient for its input. Its backward masks by "
+                            "the sign of the incoming gradient, grad * (grad > 0), instead of by the sign of its "
+                            "forward input, grad * (x > 0). Layers above it get right gradients, those below wrong ones.")
         if index in (0, 2):
-            return "mistake", (f"✗ layer {index}'s parameters get wrong gradients in check_model's table, but check the "
-                               f"layer alone, gradcheck.check_layer(twin[{index}], its input): its own backward is "
-                               f"right. It receives a wrong gradient from a layer above it.")
+            return "mistake", (f"✗ layer {index}'s parameters get wrong gradients in check_model's table, but check "
+                               f"the layer alone, gradcheck.check_layer(twin[{index}], its input): its own backward "
+                               f"is right. It receives a wrong gradient from a layer above it.")
         if index == 1:
             return "mistake", ("✗ layer 1, a ReLU, passes gradcheck.check_layer alone: its backward is right. The "
                                "wrong gradient comes from higher up.")
         if index == 4:
-            return "mistake", ("✗ layer 4's gradients pass the check: it is above the bug. Check each layer alone with "
-                               "gradcheck.check_layer, from the top down.")
+            return "mistake", ("✗ layer 4's gradients pass the check: it is above the bug. Check each layer alone "
+                               "with gradcheck.check_layer, from the top down.")
         return "mistake", ("✗ right layer, wrong gradient: a ReLU has no W or b. Which gradient does its backward "
                            "return? Say 'x'.")
 
