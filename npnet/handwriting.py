@@ -76,13 +76,6 @@ def to_inputs(canvases, pipeline="MNIST-style"):
     return np.stack([f(c) for c in canvases]).astype(np.float32)
 
 
-def load(pipelines=tuple(PIPELINES)):
-    """The real digits in every pipeline's input form: -> ({pipeline: (1797, 28, 28) float32}, y (1797,) int64, canvases)."""
-    X8, y = load_counts()
-    canvases = to_canvas(X8)                                      # (1797, 32, 32)
-    return {name: to_inputs(canvases, name) for name in pipelines}, y, canvases
-
-
 def to_counts(X, threshold=0.5):
     """Any digits reduced as optdigits reduced its scans: (N, H, W) ink in [0, 1] -> (N, 8, 8) float32 counts 0-16.
 
