@@ -23,11 +23,11 @@ MAX_LINE = 4_000_000                                    # bytes: a drawing is ~1
 MAX_COORD = 100_000                                     # pixels: any point or width beyond it is damage
 MAX_REPORTED = 10                                       # damaged lines listed one by one; the rest are counted
 
-# The pipelines a drawing is measured with: what the original app did, what it did next, and the course's fix.
+# The pipelines a drawing is measured with: no preprocessing, the original project's final app, and the course's fix.
 PIPELINES = {
-    "naive": P.naive,                                                           # the whole canvas resized
-    "bounding box": lambda img: P.to_mnist(img, box=20, keep_aspect=True, centre="box", thickness=False),
-    "MNIST-style": P.mnist_style,                                               # + centre of mass and thickness
+    "naive": P.naive,                                   # the whole canvas resized
+    "original app": P.original_app,                     # crop, square, 20x20, the box centred at 14
+    "MNIST-style": P.mnist_style,                       # 20x20, the centre of mass at 14.5, stroke thickness
 }
 
 

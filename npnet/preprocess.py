@@ -144,6 +144,17 @@ def normalise_thickness(grey, box_side, target=THICKNESS, box=20):
     return _morph(grey, radius) if abs(radius) >= 0.5 else grey
 
 
+def _readable_box(grey):
+    """The ink's box (top, bottom, left, right), or EmptyCanvas if the ink is too small or faint to be a digit."""
+    top, bottom, left, right = _ink_box(grey)
+    h, w = bottom - top, right - left
+    if max(h, w) < 0.05 * max(grey.shape) or grey.sum() < 1e-3 * grey.size:
+        raise EmptyCanvas(f"no digit: the ink ({h}x{w} pixels) is too small or faint to read")
+    if max(h, w) < 0.15 * max(grey.shape) and max(h, w) < 3 * stroke_width(grey):
+        raise EmptyCanvas(f"no digit: a {h}x{w} dot is too small to read")  # a tap of the pen
+    return top, bottom, left, right
+
+
 def _check_settings(box, keep_aspect, centre, thickness):
     """Refuse settings of to_mnist that would give NaN, an empty frame or a silent default."""
     if isinstance(box, (bool, np.bool_)) or not isinstance(box, numbers.Real) or not 1 <= box <= SIZE:
@@ -163,12 +174,8 @@ def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
     """
     _check_settings(box, keep_aspect, centre, thickness)
     grey = to_grey(img)
-    top, bottom, left, right = _ink_box(grey)
+    top, bottom, left, right = _readable_box(grey)
     h, w = bottom - top, right - left
-    if max(h, w) < 0.05 * max(grey.shape) or grey.sum() < 1e-3 * grey.size:
-        raise EmptyCanvas(f"no digit: the ink ({h}x{w} pixels) is too small or faint to read")
-    if max(h, w) < 0.15 * max(grey.shape) and max(h, w) < 3 * stroke_width(grey):
-        raise EmptyCanvas(f"no digit: a {h}x{w} dot is too small to read")  # a tap of the pen
     if thickness:
         grey = normalise_thickness(grey, max(h, w), box=box)
         top, bottom, left, right = _ink_box(grey)
@@ -179,6 +186,21 @@ def to_mnist(img, box=20, keep_aspect=True, centre="mass", thickness=False):
     oy = np.clip(CENTRE, (cy - top) * scale_y, SIZE - (bottom - cy) * scale_y)
     ox = np.clip(CENTRE, (cx - left) * scale_x, SIZE - (right - cx) * scale_x)
     return _resample(grey, cy - oy / scale_y, cx - ox / scale_x, scale_y, scale_x)
+
+
+def original_app(img):
+    """The original project's final app: crop to the ink, pad to a square, resize to 20x20, pad to 28x28.
+
+    The box, not the centre of mass, is centred, and at 14 (the frame's middle), not at MNIST's 14.5; the
+    shorter side is centred in the square by whole pixels. Notebook 04 builds it step by step.
+    (H, W[, C]) -> (28, 28) float32 in [0, 1]; EmptyCanvas as to_mnist.
+    """
+    grey = to_grey(img)
+    top, bottom, left, right = _readable_box(grey)
+    h, w = bottom - top, right - left
+    n = max(h, w)                                     # the square's side; its corner lands on output (4, 4)
+    return _resample(grey[top:bottom, left:right], -((n - h) // 2) - 4 * n / 20, -((n - w) // 2) - 4 * n / 20,
+                     20 / n, 20 / n)
 
 
 def mnist_style(img):

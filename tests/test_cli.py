@@ -67,8 +67,8 @@ def test_evaluate_drawings_reports_every_model_and_pipeline_on_a_small_generated
     out = done.stdout
     assert out.startswith(f"10 drawing(s) in {path}") and "line 11: skipped" in out
     assert "10 of them GENERATED" in out
-    rows = re.findall(r"^mlp\s+(naive|bounding box|MNIST-style)\s+([\d.]+)%\s+(\d+)/10", out, re.M)
-    assert [r[0] for r in rows] == ["naive", "bounding box", "MNIST-style"], out
+    rows = re.findall(r"^mlp\s+(naive|original app|MNIST-style)\s+([\d.]+)%\s+(\d+)/10", out, re.M)
+    assert [r[0] for r in rows] == ["naive", "original app", "MNIST-style"], out
     for _, pct, right in rows:
         assert abs(float(pct) - 10 * int(right)) < 0.05
 

@@ -312,8 +312,7 @@ def test_evaluate_drawings_on_a_small_generated_file(path, models):
     assert f"20 drawing(s) in {path}" in report and "line 21: skipped" in report
     assert "20 of them GENERATED stand-ins" in report
     model, stats = models["MLP"]
-    pipelines = {"naive": P.naive, "bounding box": lambda img: P.to_mnist(img, centre="box"),
-                 "MNIST-style": P.mnist_style}
+    pipelines = {"naive": P.naive, "original app": P.original_app, "MNIST-style": P.mnist_style}
     for name, f in pipelines.items():                    # the expected numbers, computed here independently
         right, unreadable, pairs = 0, 0, {}
         for d in stand_ins:
