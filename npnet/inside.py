@@ -151,13 +151,13 @@ class TrainingSet:
     """MNIST's 50,000 training digits (the dev set's 10,000 left out, as everywhere in the course), loaded when
     first asked for, with each model's last-hidden-layer features computed when that model is first looked at.
 
-    Features are cached in cache_dir as inside-<fingerprint>.npz (written atomically, read with
+    Features are cached in cache_dir as inside-<fingerprint>-<n>.npz (written atomically, read with
     allow_pickle=False), so a CNN's take about 10 s once, and a fraction of a second after. cache_dir None: no file.
     """
 
     def __init__(self, cache_dir="default", n=50_000):
         self.cache_dir = default_cache_dir() if cache_dir == "default" else cache_dir
-        self.n, self.X28, self.y, self._feats, self.seconds = n, None, None, {}, {}
+        self.n, self.X28, self.y, self._feats, self.seconds, self.from_cache = n, None, None, {}, {}, {}
 
     def load(self):
         """The digits as (n, 784) float32 pixels in [0, 1] and their (n,) labels."""
@@ -166,32 +166,40 @@ class TrainingSet:
 
             X, y = load_mnist()[:2]
             self.X28 = X[:self.n].reshape(self.n, -1).astype(np.float32) / np.float32(255)
-            self.y, self.sq = y[:self.n].astype(np.int64), np.einsum("ij,ij->i", self.X28, self.X28)
+            self.y, self.pixels = y[:self.n].astype(np.int64), NearestIndex(self.X28)
         return self.X28, self.y
 
-    def features(self, model, stats):
-        """The model's last-hidden-layer features of every digit, (n, units) float32, and their squared norms (n,)."""
-        key = fingerprint(model, stats)
+    def features(self, model, stats, key=None):
+        """The model's last-hidden-layer features of every digit, (n, units) float32, and a NearestIndex of them;
+        key: the model's fingerprint(), if known."""
+        key = key or fingerprint(model, stats)
         if key not in self._feats:
             t0 = time.perf_counter()
-            path = Path(self.cache_dir) / f"inside-{key}.npz" if self.cache_dir else None
-            F = None
-            if path is not None and path.exists():
-                try:
-                    with np.load(path, allow_pickle=False) as z:
-                        F = z["features"]
-                    if F.shape[0] != self.n or F.dtype != np.float32 or not np.isfinite(F).all():
-                        F = None
-                except (OSError, ValueError, KeyError):
-                    F = None                                          # damaged: computed again and rewritten
+            path = Path(self.cache_dir) / f"inside-{key}-{self.n}.npz" if self.cache_dir else None
+            F = _load_features(path, self.n)
+            self.from_cache[key] = F is not None
             if F is None:
                 X28 = self.load()[0]
-                F = features(model, ((X28 - stats[0]) / stats[1]).astype(np.float32)).astype(np.float32)
+                F = np.concatenate([features(model, normalize(X28[i:i + 5000], stats))
+                                    for i in range(0, self.n, 5000)]).astype(np.float32)
                 if path is not None:
                     _save_atomic(path, features=F)
-            self._feats[key] = (F, np.einsum("ij,ij->i", F, F))
+            self._feats[key] = (F, NearestIndex(F))
             self.seconds[key] = time.perf_counter() - t0
         return self._feats[key]
+
+
+def _load_features(path, n):
+    """Cached features (n, units) float32 from path, or None if there are none or they are damaged."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            F = z["features"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None                                                   # damaged: computed again and rewritten
+    ok = F.ndim == 2 and F.shape[0] == n and F.dtype == np.float32 and np.isfinite(F).all()
+    return F if ok else None
 
 
 def _save_atomic(path, **arrays):
@@ -209,24 +217,54 @@ def _save_atomic(path, **arrays):
         pass                                                          # a read-only folder: no cache, no harm
 
 
-def _nearest(A, sq, q, k, candidates=64):
-    """The k rows of A (n, d) nearest to q (d,) in Euclidean distance: -> (indices (k,), distances (k,)).
-    A matrix-vector product ranks them all (|a|^2 - 2 a.q); the best candidates are then measured exactly."""
-    rough = sq - 2 * (A @ q.astype(A.dtype))
-    best = np.argpartition(rough, min(candidates, len(A) - 1))[:candidates]
-    d = np.sqrt(((A[best].astype(np.float64) - q) ** 2).sum(axis=1))
-    order = np.lexsort((best, d))[:k]
-    return best[order], d[order]
+class NearestIndex:
+    """Exact k-nearest-neighbour search over the rows of A (n, d) in Euclidean distance, fast enough to run live.
+
+    Each row a is split into its part in a few principal directions (found on a sample of rows) and the rest:
+    |a - q|^2 >= |V'(a - q)|^2 + (|rest of a - mean| - |rest of q - mean|)^2, by the triangle inequality. That
+    lower bound costs an (n, dims) product; only the rows whose bound could beat the k-th best are measured.
+    """
+
+    def __init__(self, A, dims=64, sample=2000, rng=None):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.A = A
+        self.mean = A.mean(axis=0, dtype=np.float64)
+        S = A[rng.choice(len(A), min(sample, len(A)), replace=False)].astype(np.float64) - self.mean
+        _, _, Vt = np.linalg.svd(S, full_matrices=False)
+        self.V = Vt[:min(dims, len(Vt))].T                                      # (d, dims), orthonormal columns
+        self.P = np.concatenate([(A[i:i + 5000] - self.mean) @ self.V for i in range(0, len(A), 5000)])
+        centred = np.concatenate([((A[i:i + 5000] - self.mean) ** 2).sum(axis=1) for i in range(0, len(A), 5000)])
+        self.rest = np.sqrt(np.maximum(centred - (self.P ** 2).sum(axis=1), 0))     # (n,) float64
+        self.Psq = (self.P ** 2).sum(axis=1)
+
+    def search(self, q, k=K):
+        """The k rows nearest to q (d,), nearest first, ties by index: -> (indices (k,), distances (k,))."""
+        q = np.asarray(q, np.float64) - self.mean
+        pq = q @ self.V
+        rest_q = np.sqrt(max(q @ q - pq @ pq, 0))
+        bound = np.maximum(self.Psq - 2 * (self.P @ pq) + pq @ pq, 0) + (self.rest - rest_q) ** 2   # (n,) squared
+        m = min(64, len(bound) - 1)
+        while True:
+            part = np.argpartition(bound, m)               # part[:m]: the m smallest bounds; part[m]: the next
+            order, unseen = part[:m], bound[part[m]]
+            d2 = ((self.A[order].astype(np.float64) - self.mean - q) ** 2).sum(axis=1)
+            best = np.lexsort((order, d2))[:k]
+            if d2[best[-1]] < unseen * (1 - 1e-9) or m == len(bound) - 1:   # no unmeasured row can come closer
+                if m == len(bound) - 1:                                      # (or all but one are measured)
+                    order = np.arange(len(bound))
+                    d2 = ((self.A.astype(np.float64) - self.mean - q) ** 2).sum(axis=1)
+                    best = np.lexsort((order, d2))[:k]
+                return order[best], np.sqrt(d2[best])
+            m = min(4 * m, len(bound) - 1)
 
 
-def resembles(model, stats, x28, training_set, k=K):
+def resembles(model, stats, x28, training_set, k=K, key=None):
     """The k MNIST training digits nearest to the drawing in the last hidden layer's space and in pixel space:
     {"features": (indices (k,), labels (k,), distances (k,)), "pixels": the same}."""
     X28, y = training_set.load()
-    F, fsq = training_set.features(model, stats)
-    q = features(model, _x(x28, stats))[0].astype(np.float64)
-    fi, fd = _nearest(F, fsq, q, k)
-    pi, pd = _nearest(X28, training_set.sq, np.asarray(x28, np.float64).ravel(), k)
+    _, index = training_set.features(model, stats, key)
+    fi, fd = index.search(features(model, _x(x28, stats))[0], k)
+    pi, pd = training_set.pixels.search(np.ravel(x28), k)
     return {"features": (fi, y[fi], fd), "pixels": (pi, y[pi], pd)}
 
 
@@ -241,13 +279,18 @@ def change_its_mind(model, stats, x28, target, others=None, step=STEP, max_steps
     """
     x0 = np.asarray(x28, np.float32)
     x, steps = x0.copy(), 0
-    answer = lambda z: int(M.predict_proba(model, _x(z, stats))[0].argmax())  # noqa: E731
-    while answer(x) != target and steps < max_steps:
-        probs = M.predict_proba(model, _x(x, stats))[0]
-        rival = int(np.argmax(np.where(np.arange(10) == target, -np.inf, probs)))
-        _, g = gap_gradient(model, stats, x, rival, target)           # d(logit[rival] - logit[target]) / d pixels
-        x = np.clip(x - step * g / max(np.linalg.norm(g), 1e-12), 0, 1).astype(np.float32)
-        steps += 1
+    answer = lambda z: int(M.predict_proba(model, _x(z, stats))[0].argmax())  # noqa: E731  (as the pad reads it)
+    with eval_mode(model):
+        while steps < max_steps:
+            logits = M.forward(model, _x(x, stats))                   # (1, 10)
+            if logits[0].argmax() == target:
+                break
+            rival = int(np.argmax(np.where(np.arange(10) == target, -np.inf, logits[0])))
+            grad = np.zeros_like(logits)
+            grad[0, rival], grad[0, target] = 1, -1
+            g = M.backward(model, grad).reshape(28, 28)               # d(logit[rival] - logit[target]) / d input
+            x = np.clip(x - step * g / max(np.linalg.norm(g), 1e-12), 0, 1).astype(np.float32)   # (the 1/std is
+            steps += 1                                                                          # normalised away)
     if steps and answer(x) == target:                                 # the smallest fraction of the change that flips it
         low, high = 0.0, 1.0
         for _ in range(12):

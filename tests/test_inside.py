@@ -3,6 +3,7 @@ neighbours against a brute-force search, the counterfactual's flip and size, and
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from npnet import inside as I
 from npnet import model as M
@@ -16,9 +17,21 @@ BOUND_L2 = 4.0            # pixel units (a pixel is 0 to 1); measured at most 3.
 BOUND_SHARE = 0.5         # and less than half the drawing's own L2 norm (8.3 and 9.9 for these two)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):    # as the pad runs: one image at a time
+        yield
+
+
 @pytest.fixture(scope="module")
 def models():
     return load_models()
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory):
+    """MNIST's 50,000 training digits, indexed once for every test here; cached features in a temporary folder."""
+    return I.TrainingSet(cache_dir=tmp_path_factory.mktemp("inside"))
 
 
 def drawing(digit, seed=None):
@@ -100,35 +113,43 @@ def brute_force(A, q, k):
     return order, d[order]
 
 
-@pytest.mark.parametrize("name, n", [("MLP", 50_000), ("CNN", 3_000)])   # the CNN's on a subset: 12 s for all
-def test_the_nearest_neighbours_match_a_brute_force_search(models, name, n, tmp_path):
+@pytest.mark.parametrize("name", ["MLP", "CNN"])
+def test_the_nearest_neighbours_match_a_brute_force_search(models, name, mnist, tmp_path):
     model, stats = models[name]
-    ts = I.TrainingSet(cache_dir=tmp_path, n=n)
-    for x28 in (drawing(3), drawing(7)):
+    ts = mnist if name == "MLP" else I.TrainingSet(cache_dir=tmp_path, n=3_000)   # the CNN's: 10 s for all 50,000
+    X28, y = ts.load()
+    F = np.concatenate([I.features(model, normalize(X28[i:i + 5000], stats)) for i in range(0, len(X28), 5000)])
+    for x28 in (drawing(3), drawing(7), drawing(1, seed=5)):
         found = I.resembles(model, stats, x28, ts)
-        X28, y = ts.load()
         pi, pd = brute_force(X28, x28.ravel().astype(np.float64), 5)
-        F = I.features(model, normalize(X28, stats))
-        q = I.features(model, normalize(x28[None], stats))[0]
-        fi, fd = brute_force(F, q.astype(np.float64), 5)
+        fi, fd = brute_force(F, I.features(model, normalize(x28[None], stats))[0].astype(np.float64), 5)
         assert np.array_equal(found["pixels"][0], pi) and np.allclose(found["pixels"][2], pd)
         assert np.array_equal(found["features"][0], fi) and np.allclose(found["features"][2], fd, rtol=1e-5)
         assert np.array_equal(found["pixels"][1], y[pi]) and np.array_equal(found["features"][1], y[fi])
-    # the features were cached in a file that a second training set reads back, refusing pickles
-    (cached,) = tmp_path.glob("inside-*.npz")
+    index = I.NearestIndex(X28[:2000], dims=4)                 # a weak bound: many rows measured, same answer
+    for q in (X28[2500], drawing(9).ravel()):
+        assert np.array_equal(index.search(q, 7)[0], brute_force(X28[:2000], q.astype(np.float64), 7)[0])
+
+
+def test_the_features_are_cached_atomically_and_read_without_pickles(models, tmp_path):
+    model, stats = models["MLP"]
+    ts = I.TrainingSet(cache_dir=tmp_path, n=2_000)
+    F = ts.features(model, stats)[0]
+    assert ts.from_cache == {I.fingerprint(model, stats): False}
+    (cached,) = tmp_path.glob("inside-*-2000.npz")
     with np.load(cached, allow_pickle=False) as z:
-        assert z["features"].shape == (n, 128) and np.allclose(z["features"], F, atol=1e-4)
-    again = I.TrainingSet(cache_dir=tmp_path, n=n)
-    assert np.array_equal(again.features(model, stats)[0], ts.features(model, stats)[0])
+        assert z["features"].shape == (2_000, 128) and np.array_equal(z["features"], F)
+    again = I.TrainingSet(cache_dir=tmp_path, n=2_000)
+    assert np.array_equal(again.features(model, stats)[0], F) and list(again.from_cache.values()) == [True]
     cached.write_bytes(b"not a zip file")                                     # damaged: computed again, rewritten
-    fresh = I.TrainingSet(cache_dir=tmp_path, n=n)
-    assert np.allclose(fresh.features(model, stats)[0], F, atol=1e-4)
-    assert np.load(cached, allow_pickle=False)["features"].shape == (n, 128)
+    fresh = I.TrainingSet(cache_dir=tmp_path, n=2_000)
+    assert np.allclose(fresh.features(model, stats)[0], F) and list(fresh.from_cache.values()) == [False]
+    assert np.load(cached, allow_pickle=False)["features"].shape == (2_000, 128)
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_the_mlp_neighbours_of_a_three_are_threes(models, three, tmp_path):
-    found = I.resembles(*models["MLP"], three, I.TrainingSet(cache_dir=None))
+def test_the_mlp_neighbours_of_a_three_are_threes(models, three, mnist):
+    found = I.resembles(*models["MLP"], three, mnist)
     assert list(found["features"][1]) == [3] * 5 and np.all(np.diff(found["features"][2]) >= 0)
     assert list(found["pixels"][1]).count(3) >= 3 and np.all(np.diff(found["pixels"][2]) >= 0)
 
@@ -161,3 +182,73 @@ def test_the_counterfactual_says_when_it_fails(models, three):
     model, stats = models["MLP"]
     found = I.change_its_mind(model, stats, three, 8, max_steps=1)        # one step is too few
     assert found["steps"] == 1 and found["answer"] == 3 and 0 < found["l2"] <= I.STEP + 1e-6   # less where clipping at 0 or 1
+
+
+# ---- the panel, driven through the pad's handlers as a learner would, with no browser ----
+def draw_on(pad, digit, seed=None):
+    strokes, width = S.digit_strokes(digit, np.random.default_rng(digit if seed is None else seed))
+    pad.pen.value = int(round(width))
+    for stroke in strokes:
+        pad.pen_down(*stroke[0])
+        for x, y in stroke[1:]:
+            pad.pen_move(x, y)
+        pad.pen_up()
+
+
+@pytest.fixture
+def pad(models, tmp_path):
+    from npnet.sketchpad import Sketchpad
+
+    small = I.TrainingSet(cache_dir=tmp_path, n=3_000)                # the CNN's features in a second or two
+    return Sketchpad({name: models[name] for name in ("MLP", "CNN")}, throttle=1e9, training_set=small)
+
+
+def test_the_panel_is_off_until_asked_and_says_when_the_canvas_is_blank(pad):
+    assert pad.inside.widget.layout.display == "none" and not pad.look.value
+    draw_on(pad, 3)
+    assert pad.inside.x28 is None                                   # off: nothing computed for it
+    pad.clear()
+    pad.look.value = True                                           # the toggle updates at once
+    assert pad.inside.widget.layout.display == "flex" and pad.inside.views.layout.display == "none"
+    assert "draw a digit: the inside views show once the pad reads a digit" in pad.inside.status.value
+    pad.pen_down(140, 140)                                          # a tap: a dot too small to read
+    pad.pen_up()
+    assert "too small to read" in pad.inside.status.value and pad.inside.views.layout.display == "none"
+    assert pad.inside.x28 is None and "data-digit=''" in pad.inside.status.value
+
+
+def test_the_panel_shows_each_view_for_the_drawing_and_the_model_picked(pad):
+    pad.look.value = True
+    draw_on(pad, 3)
+    panel = pad.inside
+    assert panel.views.layout.display == "flex" and np.array_equal(panel.x28, pad.x28)
+    assert "data-model='MLP' data-digit='3'" in panel.status.value and "computed" in panel.status.value
+    images = [*panel.layer_images, panel.why_image, *panel.near_images]
+    assert all(im.value[:8] == b"\x89PNG\r\n\x1a\n" for im in images)
+    found = I.resembles(*pad.models["MLP"], pad.x28, panel.training_set)
+    for y, d in zip(found["features"][1], found["features"][2]):
+        assert f"<b>{y}</b> ({d:.1f})" in panel.near_note.value
+    assert set(panel.times) == {"what each layer sees", "why this answer", "what it resembles", "draw the views"}
+    before = [im.value for im in images]
+    draw_on(pad, 7)                                                 # more strokes on top: the views follow
+    assert "data-digit='3'" not in panel.status.value and [im.value for im in images] != before
+    panel.model.value = "CNN"
+    assert "data-model='CNN'" in panel.status.value and "the first conv layer's 32 feature maps" in panel.layer_notes.value
+
+
+def test_the_change_its_mind_button_flips_the_answer(pad):
+    pad.look.value = True
+    draw_on(pad, 3)
+    panel = pad.inside
+    assert panel.change_image.layout.display == "none" and "press the button" in panel.change_note.value
+    panel.target.value = 5
+    panel.change_button.click()
+    r = panel.result
+    assert r["answer"] == 5 and r["l2"] < BOUND_L2
+    assert "data-target='5' data-answer='5'" in panel.change_note.value and f"L2 {r['l2']:.2f}" in panel.change_note.value
+    assert panel.change_image.value[:8] == b"\x89PNG\r\n\x1a\n" and panel.change_image.layout.display == "block"
+    assert f"CNN {r['others']['CNN']}" in panel.change_note.value
+    draw_on(pad, 1, seed=0)                                         # a new drawing: the old change is dropped
+    assert panel.result is None and "press the button" in panel.change_note.value
+    pad.clear()
+    assert panel.change_its_mind() is None                          # nothing drawn: nothing to change
