@@ -222,7 +222,7 @@ class NearestIndex:
 
     Each row a is split into its part in a few principal directions (found on a sample of rows) and the rest:
     |a - q|^2 >= |V'(a - q)|^2 + (|rest of a - mean| - |rest of q - mean|)^2, by the triangle inequality. That
-    lower bound costs an (n, dims) product; only the rows whose bound could beat the k-th best are measured.
+    lower bound costs one (n, dims + 1) product; only the rows whose bound could beat the k-th best are measured.
     """
 
     def __init__(self, A, dims=64, sample=2000, rng=None):
@@ -232,24 +232,27 @@ class NearestIndex:
         S = A[rng.choice(len(A), min(sample, len(A)), replace=False)].astype(np.float64) - self.mean
         _, _, Vt = np.linalg.svd(S, full_matrices=False)
         self.V = Vt[:min(dims, len(Vt))].T                                      # (d, dims), orthonormal columns
-        self.P = np.concatenate([(A[i:i + 5000] - self.mean) @ self.V for i in range(0, len(A), 5000)])
-        centred = np.concatenate([((A[i:i + 5000] - self.mean) ** 2).sum(axis=1) for i in range(0, len(A), 5000)])
-        self.rest = np.sqrt(np.maximum(centred - (self.P ** 2).sum(axis=1), 0))     # (n,) float64
-        self.Psq = (self.P ** 2).sum(axis=1)
+        P = np.concatenate([(A[i:i + 5000] - self.mean) @ self.V for i in range(0, len(A), 5000)])   # (n, dims)
+        C = np.concatenate([((A[i:i + 5000] - self.mean) ** 2).sum(axis=1) for i in range(0, len(A), 5000)])
+        rest = np.sqrt(np.maximum(C - (P ** 2).sum(axis=1), 0))                                     # (n,)
+        # |P a - P q|^2 + (rest_a - rest_q)^2 = C_a - 2 [P a, rest_a].[P q, rest_q] + |[P q, rest_q]|^2: one
+        # float32 product per search; its rounding is covered by a slack taken off every bound
+        self.Q, self.C = np.column_stack([P, rest]).astype(np.float32), C.astype(np.float32)
+        self.c_max = float(C.max())
 
     def search(self, q, k=K):
         """The k rows nearest to q (d,), nearest first, ties by index: -> (indices (k,), distances (k,))."""
         q = np.asarray(q, np.float64) - self.mean
         pq = q @ self.V
-        rest_q = np.sqrt(max(q @ q - pq @ pq, 0))
-        bound = np.maximum(self.Psq - 2 * (self.P @ pq) + pq @ pq, 0) + (self.rest - rest_q) ** 2   # (n,) squared
+        qq = np.append(pq, np.sqrt(max(q @ q - pq @ pq, 0)))
+        bound = self.C - 2 * (self.Q @ qq.astype(np.float32)) + np.float32(qq @ qq - 1e-5 * (self.c_max + qq @ qq))
         m = min(64, len(bound) - 1)
         while True:
             part = np.argpartition(bound, m)               # part[:m]: the m smallest bounds; part[m]: the next
             order, unseen = part[:m], bound[part[m]]
             d2 = ((self.A[order].astype(np.float64) - self.mean - q) ** 2).sum(axis=1)
             best = np.lexsort((order, d2))[:k]
-            if d2[best[-1]] < unseen * (1 - 1e-9) or m == len(bound) - 1:   # no unmeasured row can come closer
+            if d2[best[-1]] < unseen or m == len(bound) - 1:   # no unmeasured row can come closer
                 if m == len(bound) - 1:                                      # (or all but one are measured)
                     order = np.arange(len(bound))
                     d2 = ((self.A.astype(np.float64) - self.mean - q) ** 2).sum(axis=1)

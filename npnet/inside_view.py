@@ -6,6 +6,7 @@ import time
 
 import ipywidgets as W
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import inside as I
 
@@ -46,20 +47,30 @@ def tiles(arrays, how, each=False):
     return np.stack([colour(a, how) for a in arrays]) if each else colour(np.asarray(arrays), how)
 
 
-def grid(rgb, cols, scale, gap=2):
-    """RGB tiles (n, h, w, 3) as the PNG of a cols-wide grid on white, each pixel shown scale×scale."""
+def grid(rgb, cols, gap=1):
+    """RGB tiles (n, h, w, 3) as one cols-wide grid on white, 1 px apart: -> (PNG bytes, width, height). The browser
+    scales it up (put_image()), crisply: sending every pixel once keeps each update's images small and quick to make."""
     from PIL import Image
 
     n, h, w, _ = rgb.shape
-    rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
-    rows, H, Wd = -(-n // cols), h * scale + gap, w * scale + gap
-    out = np.full((rows * H - gap, cols * Wd - gap, 3), 255, np.uint8)
+    rows = -(-n // cols)
+    out = np.full((rows * (h + gap) - gap, min(n, cols) * (w + gap) - gap, 3), 255, np.uint8)
     for k in range(n):
         r, c = divmod(k, cols)
-        out[r * H:r * H + h * scale, c * Wd:c * Wd + w * scale] = rgb[k]
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = rgb[k]
     buf = io.BytesIO()
     Image.fromarray(out).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return buf.getvalue(), out.shape[1], out.shape[0]
+
+
+def put_image(image, rgb, cols, scale):
+    """Put the grid of RGB tiles (n, h, w, 3) into a W.Image, each pixel shown scale×scale."""
+    image.value, width, height = grid(rgb, cols)
+    image.width, image.height = str(width * scale), str(height * scale)
+
+
+# Pixels stay square when the browser scales an image up, rather than being smoothed into a blur.
+CRISP = "<style>.npnet-inside-img { image-rendering: pixelated; }</style>"
 
 
 def _image(cls):
@@ -100,7 +111,7 @@ class InsidePanel:
         self.near_note = _html()
         self.near_images = [_image("npnet-inside-near"), _image("npnet-inside-near-pixels")]
         self.change_note, self.change_image = _html("npnet-inside-change"), _image("npnet-inside-change-img")
-        self.model.observe(lambda _: self.show(self.x28), names="value")
+        self.model.observe(lambda _: self._model_changed(), names="value")
         self.target.observe(lambda _: self._forget_change(), names="value")
         self.change_button.on_click(lambda _: self.change_its_mind())
         column = lambda *children: W.VBox(list(children), layout=W.Layout(margin="0 16px 8px 0"))  # noqa: E731
@@ -110,10 +121,15 @@ class InsidePanel:
             column(self.near_note, self.near_images[0], self.near_images[1]),
             column(W.HBox([self.target, self.change_button]), self.change_note, self.change_image),
         ], layout=W.Layout(flex_flow="row wrap"))
-        self.widget = W.VBox([W.HBox([W.HTML("<b>look inside</b>"), self.model], layout=W.Layout(align_items="center")),
+        self.widget = W.VBox([W.HBox([W.HTML(CRISP + "<b>look inside</b>"), self.model], layout=W.Layout(align_items="center")),
                               self.status, self.views], layout=W.Layout(border_top="1px solid #ccc", padding="6px 0"))
         self.widget.add_class("npnet-inside")
         self.blank("draw a digit")
+
+    def _model_changed(self):
+        self._forget_change()
+        if self.widget.layout.display != "none":          # hidden (the pad's toggle is off): nothing to compute
+            self.show(self.x28)
 
     def blank(self, message):
         """Nothing to look at: say why (the pad's own message: a blank or unreadable canvas), hide the views."""
@@ -136,7 +152,9 @@ class InsidePanel:
         t.append(time.perf_counter())
         why = I.why(model, stats, x28)
         t.append(time.perf_counter())
-        key = self._keys.setdefault(name, I.fingerprint(model, stats))
+        if name not in self._keys:
+            self._keys[name] = I.fingerprint(model, stats)
+        key = self._keys[name]
         first = key not in self.training_set.seconds
         near = I.resembles(model, stats, x28, self.training_set, key=key)
         t.append(time.perf_counter())
@@ -167,14 +185,14 @@ class InsidePanel:
             maps = [np.pad(h, (0, -len(h) % cols), constant_values=np.nan).reshape(-1, cols) for h in hidden]
             gap = np.full((1, cols, 3), 255, np.uint8)
             rgb = np.concatenate([part for m in maps for part in (colour(m, "heat"), gap)][:-1])
-            self.layer_images[0].value = grid(rgb[None], 1, 6)
-            self.layer_images[1].value = grid(tiles(seen["templates"], "signed", each=True), 6, 2)
+            put_image(self.layer_images[0], rgb[None], 1, 6)
+            put_image(self.layer_images[1], tiles(seen["templates"], "signed", each=True), 6, 2)
         else:
-            self.layer_images[0].value = grid(tiles(seen["maps1"].transpose(2, 0, 1), "heat"), 8, 2)
-            self.layer_images[1].value = grid(tiles(seen["maps2"], "heat"), 8, 4)
+            put_image(self.layer_images[0], tiles(seen["maps1"].transpose(2, 0, 1), "heat"), 8, 2)
+            put_image(self.layer_images[1], tiles(seen["maps2"], "heat"), 8, 4)
 
     def _show_why(self, name, why):
-        self.why_image.value = grid(tiles(why["attribution"][None], "signed"), 1, 5)
+        put_image(self.why_image, tiles(why["attribution"][None], "signed"), 1, 5)
         self.why_note.value = _small(
             f"<b>why {why['digit']} and not {why['runner_up']}</b>: each pixel's ink × how much it raises "
             f"logit[{why['digit']}] − logit[{why['runner_up']}] (gradient × input, from npnet's backward; "
@@ -185,7 +203,7 @@ class InsidePanel:
         X28 = self.training_set.X28
         parts = []
         for image, (what, (idx, labels, dists)) in zip(self.near_images, near.items()):
-            image.value = grid(tiles(X28[idx].reshape(-1, 28, 28), "grey"), 5, 2)
+            put_image(image, tiles(X28[idx].reshape(-1, 28, 28), "grey"), 5, 2)
             parts.append(f"{'last hidden layer' if what == 'features' else 'pixels'}: "
                          + ", ".join(f"<b>{y}</b> ({d:.1f})" for y, d in zip(labels, dists)))
         self.near_note.value = _small("<b>what it resembles</b>: the 5 nearest of MNIST's training digits, by the "
@@ -205,7 +223,8 @@ class InsidePanel:
             return None
         name, target = self.model.value, int(self.target.value)
         model, stats = self.models[name]
-        r = I.change_its_mind(model, stats, self.x28, target, others=self.models)
+        with threadpool_limits(limits=1, user_api="blas"):     # one image: one BLAS thread, as the pad predicts
+            r = I.change_its_mind(model, stats, self.x28, target, others=self.models)
         self.result = r
         fooled = [n for n, d in r["others"].items() if n != name and d == target]
         others = ", ".join(f"{html.escape(n)} {d}" for n, d in r["others"].items() if n != name)
@@ -219,5 +238,6 @@ class InsidePanel:
             f"Drawing, changed tensor, change (red: added):<br>The other models on the changed tensor: {others or 'none'}"
             f" ({'fooled too: ' + ', '.join(map(html.escape, fooled)) if fooled else 'none fooled'}).")
         rgb = np.concatenate([tiles([self.x28, r["x28"]], "grey"), tiles(r["delta"][None], "signed")])
-        self.change_image.value, self.change_image.layout.display = grid(rgb, 3, 3), "block"
+        put_image(self.change_image, rgb, 3, 3)
+        self.change_image.layout.display = "block"
         return r
