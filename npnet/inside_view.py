@@ -101,10 +101,12 @@ class InsidePanel:
         self.x28, self.result, self.times, self._keys = None, None, {}, {}
         self.model = W.Dropdown(options=list(models), description="model:", layout=W.Layout(width="210px"),
                                 style={"description_width": "45px"})
-        self.target = W.Dropdown(options=list(range(10)), value=8, description="make it answer:",
-                                 layout=W.Layout(width="160px"), style={"description_width": "100px"})
+        self.target = W.Dropdown(options=list(range(10)), value=8, description="make it answer",
+                                 layout=W.Layout(width="170px"), style={"description_width": "initial"})
         self.change_button = W.Button(description="change its mind", button_style="warning",
                                       layout=W.Layout(width="140px"))
+        self.model.add_class("npnet-inside-model")
+        self.target.add_class("npnet-inside-target")
         self.status = _html("npnet-inside-status")
         self.layer_notes, self.layer_images = _html(), [_image("npnet-inside-layers"), _image("npnet-inside-layers2")]
         self.why_note, self.why_image = _html(), _image("npnet-inside-why")
