@@ -111,7 +111,7 @@ def why(model, stats, x28):
     attribution = gradient x input, with the blank canvas (every pixel 0) as the baseline: each inked pixel gets
     its ink times how much the gap grows per unit of ink there, and blank pixels get 0. A blank canvas is what
     the learner starts from, and it is MNIST's background, so the map answers "what did the ink you drew do?".
-    For a network that were linear in the pixels, the attribution would sum to gap(drawing) - gap(blank canvas).
+    Were the network linear in the pixels, the attribution would sum to gap(drawing) - gap(blank canvas) exactly.
     Positive pixels pushed towards the digit, negative ones towards the runner-up.
     """
     probs = M.predict_proba(model, _x(x28, stats))[0]
