@@ -159,6 +159,10 @@ class InsidePanel:
             self._keys[name] = I.fingerprint(model, stats)
         key = self._keys[name]
         first = key not in self.training_set.seconds
+        if first:                                       # sent at once, before the wait it announces
+            self.status.value = (f"<div class='npnet-inside-state' data-digit='' style='font-size:13px'>first look "
+                                 f"with the {html.escape(name)}: MNIST's {self.training_set.n:,} training digits go "
+                                 f"through it once (a second for an MLP, 10 to 20 s for a CNN; cached after)…</div>")
         near = I.resembles(model, stats, x28, self.training_set, key=key)
         t.append(time.perf_counter())
         self._show_layers(seen)
