@@ -294,7 +294,7 @@ def change_its_mind(model, stats, x28, target, others=None, step=STEP, max_steps
             g = M.backward(model, grad).reshape(28, 28)               # d(logit[rival] - logit[target]) / d input
             x = np.clip(x - step * g / max(np.linalg.norm(g), 1e-12), 0, 1).astype(np.float32)   # (the 1/std is
             steps += 1                                                                          # normalised away)
-    if steps and answer(x) == target:                                 # the smallest fraction of the change that flips it
+    if steps and answer(x) == target:                   # the smallest fraction of the change that still flips it
         low, high = 0.0, 1.0
         for _ in range(12):
             mid = (low + high) / 2
@@ -303,4 +303,5 @@ def change_its_mind(model, stats, x28, target, others=None, step=STEP, max_steps
     delta = x - x0
     return {"x28": x, "delta": delta, "l2": float(np.linalg.norm(delta)), "max_abs": float(np.abs(delta).max()),
             "steps": steps, "target": int(target), "answer": answer(x),
-            "others": {name: int(M.predict_proba(m, _x(x, st))[0].argmax()) for name, (m, st) in (others or {}).items()}}
+            "others": {name: int(M.predict_proba(m, _x(x, st))[0].argmax())
+                       for name, (m, st) in (others or {}).items()}}

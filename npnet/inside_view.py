@@ -124,8 +124,9 @@ class InsidePanel:
             column(self.near_note, self.near_images[0], self.near_images[1]),
             column(W.HBox([self.target, self.change_button]), self.change_note, self.change_image),
         ], layout=W.Layout(flex_flow="row wrap"))
-        self.widget = W.VBox([W.HBox([W.HTML(CRISP + "<b>look inside</b>"), self.model], layout=W.Layout(align_items="center")),
-                              self.status, self.views], layout=W.Layout(border_top="1px solid #ccc", padding="6px 0"))
+        title = W.HBox([W.HTML(CRISP + "<b>look inside</b>"), self.model], layout=W.Layout(align_items="center"))
+        self.widget = W.VBox([title, self.status, self.views],
+                             layout=W.Layout(border_top="1px solid #ccc", padding="6px 0"))
         self.widget.add_class("npnet-inside")
         self.blank("draw a digit")
 
@@ -242,7 +243,8 @@ class InsidePanel:
         self.change_note.value = _small(
             f"<b>what would change its mind?</b> The {html.escape(name)} {done}: {r['steps']} gradient steps on "
             f"the input, change L2 {r['l2']:.2f}, max |Δ| {r['max_abs']:.2f} (pixel units, 0 to 1). "
-            f"Drawing, changed tensor, change (red: added):<br>The other models on the changed tensor: {others or 'none'}"
+            f"Drawing, changed tensor, change (red: added):<br>"
+            f"The other models on the changed tensor: {others or 'none'}"
             f" ({'fooled too: ' + ', '.join(map(html.escape, fooled)) if fooled else 'none fooled'}).")
         rgb = np.concatenate([tiles([self.x28, r["x28"]], "grey"), tiles(r["delta"][None], "signed")])
         put_image(self.change_image, rgb, 3, 3)

@@ -181,7 +181,8 @@ def test_the_counterfactual_flips_the_answer_with_a_small_change(models, name, d
 def test_the_counterfactual_says_when_it_fails(models, three):
     model, stats = models["MLP"]
     found = I.change_its_mind(model, stats, three, 8, max_steps=1)        # one step is too few
-    assert found["steps"] == 1 and found["answer"] == 3 and 0 < found["l2"] <= I.STEP + 1e-6   # less where clipping at 0 or 1
+    assert found["steps"] == 1 and found["answer"] == 3
+    assert 0 < found["l2"] <= I.STEP + 1e-6                               # less where clipping at 0 or 1 bites
 
 
 # ---- the panel, driven through the pad's handlers as a learner would, with no browser ----
@@ -233,7 +234,8 @@ def test_the_panel_shows_each_view_for_the_drawing_and_the_model_picked(pad):
     draw_on(pad, 7)                                                 # more strokes on top: the views follow
     assert "data-digit='3'" not in panel.status.value and [im.value for im in images] != before
     panel.model.value = "CNN"
-    assert "data-model='CNN'" in panel.status.value and "the first conv layer's 32 feature maps" in panel.layer_notes.value
+    assert "data-model='CNN'" in panel.status.value
+    assert "the first conv layer's 32 feature maps" in panel.layer_notes.value
 
 
 def test_the_change_its_mind_button_flips_the_answer(pad):
@@ -245,7 +247,8 @@ def test_the_change_its_mind_button_flips_the_answer(pad):
     panel.change_button.click()
     r = panel.result
     assert r["answer"] == 5 and r["l2"] < BOUND_L2
-    assert "data-target='5' data-answer='5'" in panel.change_note.value and f"L2 {r['l2']:.2f}" in panel.change_note.value
+    assert "data-target='5' data-answer='5'" in panel.change_note.value
+    assert f"L2 {r['l2']:.2f}" in panel.change_note.value
     assert panel.change_image.value[:2] == b"BM" and panel.change_image.layout.display == "block"
     assert f"CNN {r['others']['CNN']}" in panel.change_note.value
     draw_on(pad, 1, seed=0)                                         # a new drawing: the old change is dropped
