@@ -10,9 +10,9 @@ from threadpoolctl import threadpool_limits
 
 from . import inside as I
 
-MODEL_NOTE = {"mlp": ("<b>what each layer sees</b>: hidden units as heat maps (dark off, bright on; first layer "
-                      "16×16, second below), then the most active first-layer units' input weights as 28×28 "
-                      "templates (red: ink there turns the unit on, blue: off)"),
+MODEL_NOTE = {"mlp": ("<b>what each layer sees</b>: each hidden layer's units as a heat map (dark off, bright on; "
+                      "{sizes} units, the first layer on top), then the most active first-layer units' input "
+                      "weights as 28×28 templates (red: ink there turns the unit on, blue: off)"),
               "cnn": ("<b>what each layer sees</b>: the first conv layer's 32 feature maps (24×24, after ReLU), "
                       "then the second's 8 strongest maps for this drawing (8×8)")}
 
@@ -163,7 +163,7 @@ class InsidePanel:
         if first:                                       # sent at once, before the wait it announces
             self.status.value = (f"<div class='npnet-inside-state' data-digit='' style='font-size:13px'>first look "
                                  f"with the {html.escape(name)}: MNIST's {self.training_set.n:,} training digits go "
-                                 f"through it once (a second for an MLP, 10 to 20 s for a CNN; cached after)…</div>")
+                                 f"through it once (a few seconds for an MLP, 10 to 20 s for a CNN; kept for next time)…</div>")
         near = I.resembles(model, stats, x28, self.training_set, key=key)
         t.append(time.perf_counter())
         self._show_layers(seen)
@@ -186,7 +186,8 @@ class InsidePanel:
         self.views.layout.display = "flex"
 
     def _show_layers(self, seen):
-        self.layer_notes.value = _small(MODEL_NOTE[seen["kind"]])
+        sizes = " and ".join(f"{len(h):,}" for h in seen.get("hidden", []))
+        self.layer_notes.value = _small(MODEL_NOTE[seen["kind"]].format(sizes=sizes))
         if seen["kind"] == "mlp":
             hidden = seen["hidden"]
             cols = 16 if len(hidden[0]) <= 256 else 32       # 256 units as 16×16, 128 as 8×16, 800 as 25×32
