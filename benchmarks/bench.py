@@ -1,5 +1,6 @@
 """Benchmark: the seed's MLP recipe and the CNN recipe's network trained by npnet and PyTorch (CPU), the MLP also by
-scikit-learn, side by side; plus inference, the compute bounds and a per-layer profile of the CNN step.
+scikit-learn, side by side; plus inference, the compute bounds, a per-layer profile of the CNN step, and the
+sketchpad's live update with the "look inside" panel off and on (benchmarks/inside_panel.py).
 
     python benchmarks/bench.py            # the full run: 50k examples, the recipes' 15 (MLP) and 12 (CNN) epochs
     python benchmarks/bench.py --quick    # one short epoch of each on a subset, so CI can check that it still works
@@ -947,7 +948,8 @@ def main(argv=None):
                    "and test images: checks it works, times nothing")
     p.add_argument("--epochs", type=int, help="MLP epochs per framework (default: the recipe's 15; 1 when --quick)")
     p.add_argument("--cnn-epochs", type=int, help="CNN epochs per framework (default: the recipe's 12; 1 when --quick)")
-    p.add_argument("--models", default="mlp,cnn", help="which sections to run: mlp, cnn or mlp,cnn (the default)")
+    p.add_argument("--models", default="mlp,cnn,panel", help="which sections to run, of mlp, cnn and panel (the "
+                   "sketchpad's update with the inside panel off and on: benchmarks/inside_panel.py); default all three")
     p.add_argument("--frameworks", help="comma-separated subset of " + ", ".join({**FRAMEWORKS, **CNN_FRAMEWORKS})
                    + " (default: all; --quick runs pytorch-fused for the CNN only and pytorch for the MLP only)")
     p.add_argument("--json", type=Path, help="also write every raw number here")
@@ -974,12 +976,12 @@ def main(argv=None):
         return 0
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models or set(models) - set(RECIPES):
-        p.error(f"--models: choose from {list(RECIPES)}")
+    if not models or set(models) - set(RECIPES) - {"panel"}:
+        p.error(f"--models: choose from {list(RECIPES) + ['panel']}")
     args.command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + \
         (f" --epochs {args.epochs}" if args.epochs != (1 if args.quick else MLP["num_epochs"]) else "") + \
         (f" --cnn-epochs {args.cnn_epochs}" if args.cnn_epochs != (1 if args.quick else CNN["num_epochs"]) else "") + \
-        (f" --models {args.models}" if models != ["mlp", "cnn"] else "") + \
+        (f" --models {args.models}" if models != ["mlp", "cnn", "panel"] else "") + \
         (f" --plot {args.plot}" if args.plot else "")
     wanted = [n.strip() for n in args.frameworks.split(",") if n.strip()] if args.frameworks else None
     unknown = set(wanted or ()) - set(FRAMEWORKS) - set(CNN_FRAMEWORKS)
@@ -1015,6 +1017,12 @@ def main(argv=None):
         if args.plot:
             bound = step_flops("cnn", args.n_train)["all"] / (mm["peak_gflops"] * 1e9)  # s per epoch
             plot(results, CNN_FRAMEWORKS, bound, args.plot.with_name(f"{args.plot.stem}_cnn{args.plot.suffix}"))
+    if "panel" in models:                                   # benchmarks/inside_panel.py, in this process
+        spec = importlib.util.spec_from_file_location("inside_panel", Path(__file__).with_name("inside_panel.py"))
+        panel = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(panel)
+        lines, raw["inside_panel"] = panel.run(args.quick)
+        out += lines
     print("\n".join(out + machine_report(info, cpus, args)))
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))

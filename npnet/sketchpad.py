@@ -17,6 +17,7 @@ from . import model as M
 from . import preprocess as P
 from .data import normalize
 from .drawings import load_models  # noqa: F401  (the notebook and the app import it from here)
+from .inside_view import InsidePanel
 
 BACKGROUND, INK = "#111111", "#ffffff"
 PIPELINES = {"MNIST-style": P.mnist_style, "naive resize": P.naive}
@@ -87,10 +88,11 @@ class Sketchpad:
 
     In collect mode the pad prompts for a digit, in shuffled rounds of 0-9; Save appends the drawing with that
     label to drawings_path (default: npnet.drawings.default_path(), read at each save), Skip moves on.
+    "look inside" (inside=True to start with it on) shows npnet.inside_view's panel under the pad.
     """
 
     def __init__(self, models, size=280, pen_width=18, throttle=0.25, collect=False, drawings_path=None, seed=None,
-                 about=""):
+                 about="", inside=False, training_set=None):
         self.models, self.size, self.throttle = models, size, throttle
         self.strokes, self.widths = [], []    # each stroke: a list of (x, y) canvas points, and its pen width
         self.drawing, self.last_update = False, 0.0
@@ -125,6 +127,9 @@ class Sketchpad:
         self.status.add_class("npnet-status")
         self.bars, self.diagnostics = W.HTML(), W.HTML()
         self.tensor = W.Image(format="png", width=140, height=140, layout=W.Layout(border="1px solid #888"))
+        self.look = W.ToggleButton(inside, description="look inside", icon="search", layout=_fixed("120px"),
+                                   tooltip="what each layer sees, why this answer, what it resembles")
+        self.inside = InsidePanel(models, training_set)     # its own module: the pad only shows it and feeds it
 
         self.canvas.on_mouse_down(self.pen_down)
         self.canvas.on_mouse_move(self.pen_move)
@@ -141,19 +146,20 @@ class Sketchpad:
         self.save_button.on_click(lambda _: self.save())
         self.skip_button.on_click(lambda _: self.skip())
         self.mode.observe(lambda _: self._show_mode(), names="value")
+        self.look.observe(lambda _: self.update(), names="value")
 
         self.collect_box = W.VBox([self.prompt, W.HBox([self.save_button, self.skip_button]), self.device,
                                    self.counts, self.message])
         frame = W.Box([self.canvas], layout=W.Layout(border="1px solid #888", align_self="flex-start"))
         left = W.VBox([frame, W.HBox([self.pen, self.undo_button, self.clear_button]), self.pipeline,
-                       self.mode, self.collect_box], layout=_fixed(f"{size + 8}px"))
+                       self.mode, self.look, self.collect_box], layout=_fixed(f"{size + 8}px"))
         self.about = W.HTML(about)                     # which models these are, and how good on MNIST
         self.about.add_class("npnet-about")
         right = W.VBox([self.status, self.bars, self.about,
                         W.HBox([W.VBox([W.HTML("<b>what the network sees</b> (28×28)"), self.tensor]),
                                 W.VBox([W.HTML("<b>diagnostics</b>"), self.diagnostics])])],
                        layout=W.Layout(flex="1 1 auto", min_width="0", margin="0 0 0 16px"))
-        self.widget = W.HBox([left, right])
+        self.widget = W.VBox([W.HBox([left, right]), self.inside.widget])
         self.widget.add_class("npnet-sketchpad")
         self._show_mode()
         self.redraw()
@@ -329,6 +335,7 @@ class Sketchpad:
             self.bars.value = self.diagnostics.value = ""
             self.tensor.value = _png(np.zeros((28, 28)))
             self.status.value = f"<h3 {self._state()}>{html.escape(message)}</h3>"
+            self._show_inside(message)
             return
         probs = {name: M.predict_proba(m, normalize(self.x28[None], stats))[0]
                  for name, (m, stats) in self.models.items()}
@@ -337,10 +344,19 @@ class Sketchpad:
         self.bars.value = _bars(probs)
         self.tensor.value = _png(self.x28)
         self.diagnostics.value = _diagnostics(self.report)
+        self._show_inside()
         self.status.value = f"<h3 {self._state()}>prediction: " + " · ".join(   # last: once it shows, all is shown
             f"<span class='npnet-pred' data-model='{html.escape(n)}'>{d}</span> ({p:.1%}"
             f"{', ' + html.escape(n) if len(self.predictions) > 1 else ''})"
             for n, (d, p) in self.predictions.items()) + "</h3>"
+
+    def _show_inside(self, blank=None):
+        """The inside panel, when it is on: for the drawing just read, or saying why there is none."""
+        self.inside.widget.layout.display = "flex" if self.look.value else "none"
+        if self.look.value and blank:
+            self.inside.blank(blank)
+        elif self.look.value:
+            self.inside.show(self.x28)
 
 
 def about_models(info):
@@ -354,8 +370,9 @@ def about_models(info):
     return "<div style='font-size:12px;color:#555;margin:2px 0 6px'>models: " + " · ".join(parts) + "</div>"
 
 
-def app(collect=False):
-    """The sketchpad with every trained model, as shown by notebook 06 and `make demo`; collect starts in collect mode."""
+def app(collect=False, inside=False):
+    """The sketchpad with every trained model, as shown by notebook 06 and `make demo`; collect starts in collect mode,
+    inside with the "look inside" panel on."""
     P.mnist_reference()  # load MNIST's diagnostics once, before the first stroke
     models, info = load_models(with_info=True)
-    return Sketchpad(models, collect=collect, about=about_models(info))
+    return Sketchpad(models, collect=collect, about=about_models(info), inside=inside)

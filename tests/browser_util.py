@@ -216,3 +216,54 @@ def wait_read(scope, digit, strokes):
     may already show it."""
     scope.locator(f".npnet-status h3[data-strokes='{len(strokes)}'][data-pen='up']").first.wait_for()
     scope.locator(f".npnet-pred[data-model='MLP']:text-is('{digit}')").first.wait_for()
+
+
+def _inside_images(scope):
+    """The src of each image the inside panel shows now, keyed by its class; {} until every one has loaded."""
+    return scope.locator(".npnet-inside .npnet-inside-img").evaluate_all("""imgs => {
+        const shown = imgs.filter(i => i.offsetParent !== null);
+        if (!shown.length || shown.some(i => !i.complete || i.naturalWidth === 0)) return {};
+        return Object.fromEntries(shown.map(i => [[...i.classList].find(c => c.startsWith('npnet-inside-') &&
+                                                                            c !== 'npnet-inside-img'), i.src]));
+    }""")
+
+
+def _wait_images(page, scope, unlike=None):
+    """Wait until the inside panel's images have all loaded (and, given unlike, every one has changed): -> srcs."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        srcs = _inside_images(scope)
+        if len(srcs) >= 5 and (unlike is None or all(srcs[k] != unlike.get(k) for k in srcs)):
+            return srcs
+        assert time.monotonic() < deadline, f"the inside panel's images did not show: {srcs}"
+        page.wait_for_timeout(200)                     # polling the state, not waiting for a guessed time
+
+
+def look_inside(page, scope, canvas, first, second, target):
+    """Draw first with the inside panel off, turn it on, check its images appear and follow a drawing of second,
+    then ask it to answer target: -> (the answer the page shows, the panel's locator). scope: a page or a pad."""
+    panel, toggle = scope.locator(".npnet-inside").first, scope.get_by_role("button", name="look inside")
+    if panel.is_visible():
+        toggle.click()
+        panel.wait_for(state="hidden")
+    for digit in (first, second):
+        scope.get_by_role("button", name="Clear").click()
+        scope.locator(".npnet-status:has-text('draw a digit')").first.wait_for()
+        strokes, _ = checked_strokes(digit, readable_seed(digit))
+        draw(page, canvas, strokes)
+        wait_read(scope, digit, strokes)
+        if digit == first:
+            assert not panel.is_visible()
+            toggle.click()                                 # on, after the digit is drawn
+            panel.locator(f".npnet-inside-state[data-model='MLP'][data-digit='{first}']").wait_for()
+            before = _wait_images(page, scope)
+            assert {"npnet-inside-layers", "npnet-inside-why", "npnet-inside-near"} <= set(before), before
+        else:
+            panel.locator(f".npnet-inside-state[data-model='MLP'][data-digit='{second}']").wait_for()
+            _wait_images(page, scope, unlike=before)             # every view followed the new drawing
+    panel.locator(".npnet-inside-target select").select_option(label=str(target))
+    panel.get_by_role("button", name="change its mind").click()
+    answer = panel.locator(f".npnet-cf[data-target='{target}']")
+    answer.wait_for()
+    panel.locator(".npnet-inside-change-img").wait_for()
+    return int(answer.inner_text()), panel

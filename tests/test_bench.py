@@ -152,6 +152,20 @@ def test_quick_run_compares_the_cnn_with_pytorch_fused_adam_only_after_make_benc
     assert "| npnet CNN step <= 0.7x PyTorch fused Adam's |" in text
 
 
+@pytest.mark.slow
+def test_quick_run_times_the_sketchpad_update_with_the_inside_panel_off_and_on(quick):
+    text, raw = quick
+    for line in ("## The sketchpad's live update, with the inside panel off and on", "render the strokes",
+                 "panel: what it resembles", "one update (median)", "change its mind", "median update <= 25 ms"):
+        assert line in text, line
+    settings = raw["inside_panel"]["settings"]
+    assert list(settings) == ["MLP, panel off", "MLP, panel on", "CNN, panel off", "CNN, panel on"]
+    for name, s in settings.items():
+        assert s["update_ms"] > 0 and all(ms > 0 for ms in s["parts_ms"].values()), name
+        assert any(p.startswith("panel: ") for p in s["parts_ms"]) == name.endswith("on"), name
+    assert all(ms > 0 for ms in raw["inside_panel"]["change_its_mind_ms"].values())
+
+
 def test_cnn_flops_per_step_match_a_hand_calculation():
     bench = _bench_module()
     # batch 128; 28 -> conv 5x5 -> 24 -> pool -> 12 -> conv 5x5 -> 8 -> pool -> 4; a conv is one im2col matmul

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, readable_seed,
-                          screenshot_path, server, wait_painted, wait_read)
+from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, look_inside,
+                          readable_seed, screenshot_path, server, wait_painted, wait_read)
 from npnet import drawings as D
 from npnet.recipes import load_or_train
 
@@ -28,7 +28,8 @@ def voila(tmp_path_factory):
     port, drawings = free_port(), tmp / "drawings.jsonl"
     cmd = [str(Path(sys.executable).parent / "voila"), str(APP), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0"]
-    with server(cmd, f"http://127.0.0.1:{port}/voila/static/", tmp / "voila.log", env={D.ENV: str(drawings)}):
+    env = {D.ENV: str(drawings), "NPNET_INSIDE_CACHE": str(tmp)}   # the inside panel's cached features: in tmp
+    with server(cmd, f"http://127.0.0.1:{port}/voila/static/", tmp / "voila.log", env=env):
         yield f"http://127.0.0.1:{port}/", drawings
 
 
@@ -56,11 +57,21 @@ def test_drawn_digits_are_predicted_in_the_browser_and_clear_resets(page, tmp_pa
         expected = headless.report["warnings"]
         assert ("✓ within MNIST's range" in shown) == (not expected), (shown, expected)
         assert shown.count("⚠") == len(expected), (shown, expected)
-        if i == 1:
-            page.screenshot(path=str(screenshot_path("06_sketchpad.png", tmp_path)))
         page.get_by_role("button", name="Clear").click()
         page.wait_for_selector(".npnet-status:has-text('draw a digit')")
         assert page.locator(".npnet-pred").count() == 0
+
+
+def test_the_inside_panel_follows_the_drawing_and_changes_its_mind(page, tmp_path):
+    """Issue 21: the panel turned on after a digit is drawn shows its images, they follow a second digit, and
+    "change its mind" makes the MLP answer the digit asked for."""
+    page.set_viewport_size({"width": 1100, "height": 1400})   # the whole pad and panel in view, for the screenshot
+    canvas = page.locator(".npnet-sketchpad canvas").first
+    answer, panel = look_inside(page, page, canvas, 3, 7, target=2)
+    note = panel.locator(".npnet-inside-change").inner_text()
+    print(f"change its mind: {note}")
+    assert answer == 2, note                                # the headless tests bound its size
+    page.locator(".npnet-sketchpad").screenshot(path=str(screenshot_path("06_sketchpad.png", tmp_path)))
 
 
 def test_naive_mode_shows_the_warnings_the_headless_pad_finds(page):

@@ -1,4 +1,5 @@
-"""End to end in JupyterLab: Run All on a copy of the drawing notebook, then draw, collect, save and reload in Chromium."""
+"""End to end in JupyterLab: Run All on a copy of the drawing notebook, then draw, collect, save, reload and look
+inside in Chromium."""
 
 import json
 import os
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, readable_seed,
-                          server, wait_painted, wait_read)
+from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, look_inside,
+                          readable_seed, screenshot_path, server, wait_painted, wait_read)
 from npnet import drawings as D
 from npnet.recipes import load_or_train
 
@@ -64,7 +65,8 @@ def lab(tmp_path):
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
     cmd += ["--allow-root"] if os.geteuid() == 0 else []
     env = {D.ENV: str(drawings), "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "NPNET_FIGURES": str(tmp_path / "figures")}   # the notebook's figures: never the tracked figures/
+           "NPNET_FIGURES": str(tmp_path / "figures"),   # the notebook's figures: never the tracked figures/
+           "NPNET_INSIDE_CACHE": str(tmp_path)}           # the inside panel's cached features
     with server(cmd, f"http://127.0.0.1:{port}/api/status", tmp_path / "lab.log", env=env, cwd=root):
         lab = Lab(port, token, root, drawings)
         try:
@@ -224,6 +226,17 @@ def test_the_drawing_notebook_in_jupyterlab(lab, tmp_path, record_property):
             assert ink_iou(ink, D.validate(record).image()) >= 0.95
         assert [d.label for d in D.load_drawings(lab.drawings)] == [t for t, _ in targets]
         assert any((tmp_path / "figures").glob("06_*.png"))   # the copy's figures went to tmp, not to figures/
+
+        # Issue 21: the inside panel, turned on after a digit is drawn, follows a second digit; "change its mind"
+        # makes the MLP answer the digit asked for.
+        pad.get_by_role("button", name="predict").click()
+        t0 = time.monotonic()
+        answer, panel = look_inside(page, pad, canvas, 3, 7, target=2)
+        print(f"inside panel: on, two digits and change its mind in {time.monotonic() - t0:.1f} s; "
+              f"{panel.locator('.npnet-inside-change').inner_text()}")
+        assert answer == 2
+        panel.scroll_into_view_if_needed()
+        panel.screenshot(path=str(screenshot_path("06_inside_panel.png", tmp_path)))
     took = time.monotonic() - t_start
     record_property("seconds", took)
     print(f"JupyterLab end to end: {took:.0f} s")

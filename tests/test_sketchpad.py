@@ -157,5 +157,5 @@ def test_the_controls_under_the_canvas_have_fixed_widths_that_fit_it(pad):
     assert sum(px(w) + 4 for w in row) <= pad.size          # ipywidgets adds a 2 px margin on each side
     for w in row + [pad.save_button, pad.skip_button]:
         assert w.layout.flex == "0 0 auto" and w.layout.min_width == w.layout.max_width == w.layout.width
-    left = pad.widget.children[0]
+    left = pad.widget.children[0].children[0]                 # the pad's row (the inside panel goes below it)
     assert left.layout.width == left.layout.min_width == f"{pad.size + 8}px"   # the panel beside it cannot squeeze it
