@@ -50,8 +50,8 @@ bench: setup data
 clean:
 	rm -rf $(VENV)
 
-# The README's screenshots (figures/06_sketchpad.png, figures/06_collect_mode.png), taken by the browser tests; a
+# The README's screenshots (figures/06_sketchpad.png, 06_collect_mode.png, 06_inside_panel.png), taken by the browser tests; a
 # plain `make test` writes its screenshots to a temporary folder and leaves the work tree clean.
 .PHONY: screenshots
 screenshots: setup data $(MODEL)
-	NPNET_SCREENSHOTS=1 $(PY) -m pytest tests/test_browser.py -p no:cacheprovider -q
+	NPNET_SCREENSHOTS=1 $(PY) -m pytest tests/test_browser.py tests/test_browser_lab.py -p no:cacheprovider -q
