@@ -85,8 +85,8 @@ class BatchNorm(Layer):
     """Batch normalisation over every axis but the last: (N, D) or (N, H, W, C) -> same shape.
 
     Training: normalise with the batch's own mean and variance per feature, then scale by gamma and shift by beta;
-    keep running averages of the mean and variance. Evaluation: use those running averages instead. Not saved by
-    modelfile (notebook 05's "Going deeper" uses it; the shipped models do not)."""
+    keep running averages of the mean and variance. Evaluation: use those running averages instead. A model file
+    cannot hold it (spec() refuses, so save writes nothing); notebook 05's "Going deeper" uses it, no shipped model does."""
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5, dtype=np.float32):
         self.momentum, self.eps = momentum, eps
@@ -125,4 +125,6 @@ class BatchNorm(Layer):
         return self.inv_std * (g - g.sum(axis=axes) / m - self.x_hat * np.sum(g * self.x_hat, axis=axes) / m)
 
     def spec(self):
-        return {"type": "BatchNorm", "num_features": len(self.params["gamma"])}
+        """Refuses: a model file has no place for the running statistics, so a saved BatchNorm could not be loaded."""
+        raise NotImplementedError("BatchNorm cannot be saved to a model file: the format has no place for its "
+                                  "running mean and variance. Nothing was written.")

@@ -54,3 +54,13 @@ def test_float32_in_float32_out():
     layer = BatchNorm(6)
     x = np.random.default_rng(3).standard_normal((10, 6)).astype(np.float32)
     assert layer.forward(x).dtype == np.float32 and layer.backward(np.ones_like(x)).dtype == np.float32
+
+
+def test_saving_a_model_with_batchnorm_is_refused_and_writes_nothing(tmp_path):
+    from npnet import model as M
+    from npnet.layers import Dense
+
+    path = tmp_path / "bn.npz"
+    with pytest.raises(NotImplementedError, match="cannot be saved"):
+        M.save(path, [Dense(4, 3), BatchNorm(3)], (0.1, 0.3))
+    assert not path.exists() and not list(tmp_path.iterdir())
