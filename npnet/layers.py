@@ -79,3 +79,52 @@ class Dropout(Layer):
 
     def spec(self):
         return {"type": "Dropout", "p": self.p}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over every axis but the last: (N, D) or (N, H, W, C) -> same shape.
+
+    Training: normalise with the batch's own mean and variance per feature, then scale by gamma and shift by beta;
+    keep running averages of the mean and variance. Evaluation: use those running averages instead. A model file
+    cannot hold it (spec() refuses, so save writes nothing); notebook 05's "Going deeper" uses it, no shipped model does."""
+
+    def __init__(self, num_features, momentum=0.9, eps=1e-5, dtype=np.float32):
+        self.momentum, self.eps = momentum, eps
+        self.params = {"gamma": np.ones(num_features, dtype), "beta": np.zeros(num_features, dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+
+    def forward(self, x):
+        """(N, ..., D) -> (N, ..., D)."""
+        axes = tuple(range(x.ndim - 1))                   # every axis but the features'
+        if self.training:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            m = self.momentum
+            self.running_mean = (m * self.running_mean + (1 - m) * mean).astype(self.running_mean.dtype)
+            self.running_var = (m * self.running_var + (1 - m) * var).astype(self.running_var.dtype)
+        else:
+            mean, var = self.running_mean, self.running_var
+        self.inv_std = 1 / np.sqrt(var + self.eps)         # (D,)
+        self.x_hat = (x - mean) * self.inv_std             # cached for backward: (N, ..., D)
+        self.batch_stats = self.training                   # whether mean and var depended on x
+        return self.params["gamma"] * self.x_hat + self.params["beta"]
+
+    def backward(self, grad, input_grad=True):
+        """(N, ..., D) -> (N, ..., D), or None if not input_grad; fills grads gamma (D,) and beta (D,)."""
+        axes = tuple(range(grad.ndim - 1))
+        self.grads["gamma"][...] = np.sum(grad * self.x_hat, axis=axes)
+        self.grads["beta"][...] = np.sum(grad, axis=axes)
+        if not input_grad:
+            return None
+        g = grad * self.params["gamma"]                    # dL/dx_hat
+        if not self.batch_stats:                           # evaluation: a fixed affine map of x
+            return g * self.inv_std
+        m = grad.size // grad.shape[-1]                    # values per feature in the batch
+        # x_hat depends on x directly and through the batch's mean and variance (derived in notebook 05):
+        return self.inv_std * (g - g.sum(axis=axes) / m - self.x_hat * np.sum(g * self.x_hat, axis=axes) / m)
+
+    def spec(self):
+        """Refuses: a model file has no place for the running statistics, so a saved BatchNorm could not be loaded."""
+        raise NotImplementedError("BatchNorm cannot be saved to a model file: the format has no place for its "
+                                  "running mean and variance. Nothing was written.")

@@ -88,9 +88,9 @@ dropout = Exercise(
          "u >= p, as the docstring says, so that your output can be compared with npnet's.",
          lambda x, p, u, t: x * (u < 1 - p) / (1 - p) if t else x),
     ],
-    hint_text="In training: a unit is kept where its draw u >= p (probability 1 - p), and the kept units are divided "
-              "by 1 - p so that the expected output equals x. In evaluation (training=False) the layer is the "
-              "identity: return x.",
+    hint_text="In training, a unit is kept where its draw u >= p, which happens with probability 1 - p. If every kept "
+              "unit is multiplied by a number a, its expected output is (1 - p)·a·x: which a makes that x? In "
+              "evaluation (training=False) every unit is kept, so the layer has nothing to correct.",
 )
 
 
@@ -161,6 +161,17 @@ def _no_plus_one(x, k, s):
     return _as_cols(_windows(x, k, s)[:, :(H - k) // s, :(W - k) // s], 0, 1, 2, 4, 5, 3)
 
 
+def _no_plus_one_loop(x, k, s):
+    """The same, built as np.array(list of rows): with no patch at all it has shape (0,), not (0, k·k·C)."""
+    cols = _no_plus_one(x, k, s)
+    return cols if len(cols) else np.array([])
+
+
+def _floor_after_plus_one(x, k, s):
+    N, H, W, C = x.shape
+    return _as_cols(_windows(x, k, s)[:, :(H - k + 1) // s, :(W - k + 1) // s], 0, 1, 2, 4, 5, 3)
+
+
 def _steps_of_one(x, k, s):
     N, H, W, C = x.shape
     Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
@@ -193,13 +204,18 @@ im2col = Exercise(
          "and steps by s, x[:, u : u + s·Ho : s], not at u·s.", _starts_at_u_times_stride),
         ("one patch too few in each direction: a k-wide kernel fits (H - k) // stride + 1 times in H pixels.",
          _no_plus_one),
+        ("one patch too few in each direction, and none at all where the kernel covers the whole image: a k-wide "
+         "kernel fits (H - k) // stride + 1 times in H pixels (once when k = H).", _no_plus_one_loop),
+        ("(H - k + 1) // stride output rows is right for stride 1 only: a patch can start at 0, s, 2s, ... as long as "
+         "the start is at most H - k, which makes (H - k) // stride + 1 rows.", _floor_after_plus_one),
     ],
     raised_note="x is (N, H, W, C), channels last: its rows and columns are axes 1 and 2 (x[:, rows, cols]) and "
                 "C is x.shape[3]",
-    hint_text="Ho = (H - k) // stride + 1, and the same for Wo. For each kernel offset (u, v) the pixels under it, "
-              "for every image, output position and channel at once, are x[:, u : u + stride·Ho : stride, "
-              "v : v + stride·Wo : stride], an (N, Ho, Wo, C) array. Put them in an array of shape "
-              "(N, Ho, Wo, k, k, C) at [:, :, :, u, v] and reshape it to (N·Ho·Wo, k·k·C).",
+    hint_text="First the sizes: how many positions does a k-wide window take in H pixels, moving stride pixels at a "
+              "time? Then build cols one patch at a time: the patch of output position (i, j) in image n is "
+              "x[n, i·stride : i·stride + k, j·stride : j·stride + k, :], shape (k, k, C), and reshaped to one row "
+              "it is already in the order (u, v, c). Put the rows in the order (n, i, j). Once that passes, try to "
+              "lose the loops over n, i and j (the notebook's fold-out says how).",
 )
 
 
@@ -369,6 +385,10 @@ def _cost(in_c, out_c, k, Ho, Wo, bias=True):
     return out_c * (in_c * k * k + bias), Ho * Wo * out_c * in_c * k * k, Ho, Wo
 
 
+def _out(H, W, k, s, p):
+    return (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+
+
 conv_cost = Exercise(
     "conv_cost", _cost_reference, conv_cost_solution, _cost_cases,
     "parameters, multiply-adds and output size match an npnet Conv2D for the course's two convolutions, with "
@@ -398,12 +418,24 @@ conv_cost = Exercise(
              (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)),
         ("the output size pads one side only: padding adds p rows at the top and p at the bottom, H + 2p.",
          lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + p - k) // s + 1, (W + p - k) // s + 1)),
+        ("the output size is not a whole number: a kernel moves in whole steps of stride pixels, so divide with //, "
+         "Ho = (H + 2p - k) // stride + 1.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1)),
+        ("Wo comes from H: the output's width comes from the input's width, Wo = (W + 2p - k) // stride + 1.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, *_out(H, H, k, s, p))),
+        ("F·C·k·k + 1 counts one bias for the whole layer: each of the F kernels has its own, so F·(C·k·k + 1).",
+         lambda C, F, k, H, W, s, p: (lambda r: (F * C * k * k + 1, r[1], r[2], r[3]))(_cost(C, F, k, *_out(H, W, k, s, p)))),
+        ("(H + 2p - k + 1) // stride is right for stride 1 only: a kernel can start at 0, s, 2s, ... as long as the "
+         "start is at most H + 2p - k, which makes (H + 2p - k) // stride + 1 positions.",
+         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k + 1) // s, (W + 2 * p - k + 1) // s)),
         ("the multiply-adds leave out the input channels: each output value sums over C·k·k inputs, not k·k.",
          lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // C, r[2], r[3]))(
              _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
     ],
-    hint_text="Output size: Ho = (H + 2·padding - k) // stride + 1, the same for Wo. Parameters: F kernels of "
-              "C·k·k weights, plus F biases. Multiply-adds: Ho·Wo·F output values, each a dot product of C·k·k.",
+    hint_text="Padding makes the input H + 2·padding pixels high. How many positions does a k-wide kernel take in "
+              "that many pixels, moving stride at a time (try H = 5, k = 3, stride 2 by hand)? Each kernel has a "
+              "weight for every pixel and channel of its patch, and one bias. Every output value, of every map, is "
+              "one dot product over the patch.",
 )
 
 
