@@ -85,6 +85,8 @@ def test_softmax_mistakes_a_learner_writes_are_named():
         clipped = lambda z, c=limit: np.exp(z.clip(-c, c)) / np.exp(z.clip(-c, c)).sum(1, keepdims=True)
         _named(nb01.softmax, clipped, "clipped the logits")
     _named(nb01.softmax, lambda z: np.exp(z - z.max(1, keepdims=True)), "exp(z - max) itself")
+    _named(nb01.softmax, lambda z: np.exp(z - z.max(1)[:, None]) / np.sum(np.exp(z - z.max(1)[:, None]), 0, keepdims=True),
+           "column sums")
 
 
 def test_a_float32_softmax_and_float32_gradients_both_pass():

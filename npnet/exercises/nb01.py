@@ -174,6 +174,9 @@ softmax = _Exercise(
          lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()),
         ("the columns sum to 1 instead of the rows: each row is one image, so sum over axis=1.",
          lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)),
+        ("each column sums to 1: you subtracted each row's max (right) but divided by the column sums (axis=0). "
+         "Each row is one image, so divide by its own row sum: .sum(axis=1, keepdims=True).",
+         lambda z: np.exp(z - z.max(axis=1, keepdims=True)) / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=0)),
         ("you subtracted the largest logit of the whole batch: a row whose logits all lie far below it gets "
          "exp(...) = 0 everywhere, and 0/0 = NaN. Subtract each row's own max (axis=1, keepdims=True).",
          lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(axis=1, keepdims=True)),
