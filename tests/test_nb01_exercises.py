@@ -150,4 +150,6 @@ def test_pixel_stats_mistakes_a_learner_writes_are_named():
         return np.where(s == 0, 1.0, s)
     _named(nb01.pixel_stats, lambda X: (safe(X.std(0)), X.mean(0)), "(std, mean)")
     _named(nb01.pixel_stats, lambda X: (X.mean(0), safe(X.var(0))), "variance")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), np.where(X.std(0) <= 0.04, 1.0, X.std(0))), "threshold")
+    assert nb01.pixel_stats.diagnose(lambda X: (X.mean(0), np.where(X.std(0) < 1e-6, 1.0, X.std(0))))[0] == "pass"
     _named(nb01.pixel_stats, lambda X: (X.mean(0), X.std() * np.ones(X.shape[1])), "one number for all pixels")
