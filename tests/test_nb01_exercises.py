@@ -40,3 +40,116 @@ def test_a_summed_cross_entropy_is_named_whether_or_not_it_is_stable():
     softmax_then_log_sum = lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).sum()
     verdict, message = nb01.cross_entropy.diagnose(softmax_then_log_sum)
     assert verdict == "mistake" and "N times too large" in message and "inf" in message, message
+
+
+# -- the mistakes a fresh reader made, written again here in their own words: each must get its own message ------
+def _stable(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _named(exercise, answer, *words):
+    verdict, message = exercise.diagnose(answer)
+    assert verdict == "mistake" and all(w in message for w in words), message
+    return message
+
+
+def test_nearest_mean_one_class_short_is_named_and_other_wrong_labels_are_counted():
+    def one_short(Xt, yt, X):
+        templates = np.stack([Xt[yt == c].mean(0) for c in range(yt.max())])   # forgets the last class
+        return ((X[:, None, :] - templates[None]) ** 2).sum(-1).argmin(1)
+    _named(nb01.nearest_mean, one_short, "one template too few", "y_train.max() + 1")
+
+    def median_templates(Xt, yt, X):
+        templates = np.stack([np.median(Xt[yt == c], axis=0) for c in range(yt.max() + 1)])
+        return ((X[:, None, :] - templates[None]) ** 2).sum(-1).argmin(1)
+    verdict, message = nb01.nearest_mean.diagnose(median_templates)
+    assert verdict == "wrong" and "labels differ" in message and "largest difference" not in message, message
+
+
+def test_softmax_mistakes_a_learner_writes_are_named():
+    def no_keepdims(z):
+        e = np.exp(z - z.max(axis=1)[:, None])
+        return e / e.sum(axis=1)
+    _named(nb01.softmax, no_keepdims, "keepdims=True")
+    _named(nb01.softmax, lambda z: np.exp(z - np.min(z, 1, keepdims=True)) / np.exp(z - np.min(z, 1, keepdims=True)).sum(1, keepdims=True),
+           "row's min")
+    _named(nb01.softmax, lambda z: np.exp(z - z.mean(1)[:, None]) / np.exp(z - z.mean(1)[:, None]).sum(1)[:, None],
+           "row's mean")
+    for limit in (60, 100, 500):
+        clipped = lambda z, c=limit: np.exp(z.clip(-c, c)) / np.exp(z.clip(-c, c)).sum(1, keepdims=True)
+        _named(nb01.softmax, clipped, "clipped the logits")
+    _named(nb01.softmax, lambda z: np.exp(z - z.max(1, keepdims=True)), "exp(z - max) itself")
+    _named(nb01.softmax, lambda z: np.exp(z - z.max(1)[:, None]) / np.sum(np.exp(z - z.max(1)[:, None]), 0, keepdims=True),
+           "column sums")
+
+
+def test_a_float32_softmax_and_float32_gradients_both_pass():
+    assert nb01.softmax.diagnose(lambda z: _stable(z.astype(np.float32)))[0] == "pass"
+
+    def grads32(X, W, b, y):
+        X, W, b = X.astype(np.float32), W.astype(np.float32), b.astype(np.float32)
+        d = (_stable(X @ W + b) - np.eye(W.shape[1], dtype=np.float32)[y]) / len(y)
+        return X.T @ d, d.sum(0)
+    assert nb01.softmax_grads.diagnose(grads32)[0] == "pass"
+    verdict, _ = nb01.softmax.diagnose(lambda z: (_stable(z) * 1.001).astype(np.float32))   # float32 is no excuse
+    assert verdict == "wrong"
+
+
+def test_cross_entropy_mistakes_a_learner_writes_are_named():
+    pick = lambda a, y: a[np.arange(len(y)), y]
+    for eps in (1e-7, 1e-9, 1e-12, 1e-15):
+        message = _named(nb01.cross_entropy, lambda z, y, e=eps: -np.mean(np.log(pick(_stable(z), y) + e)), "eps")
+        assert f"{-np.log(eps):.0f}" in message, message
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(np.log(np.clip(pick(_stable(z), y), 1e-9, 1.0))), "1e-09")
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(pick(z - np.log(np.sum(np.exp(z), 1))[:, None], y)),
+           "log-sum-exp takes exp(z) before")
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(_log_softmax(z)[:, y]), "np.arange(N), y")
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(pick(_log_softmax(z), y)) / np.log(10), "ln 10")
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(np.log10(pick(_stable(z), y))), "ln 10", "inf")
+    _named(nb01.cross_entropy, lambda z, y: -pick(_log_softmax(z), y), "per-image losses")
+    onehot = lambda z, y: np.eye(z.shape[1])[y]
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(np.sum(onehot(z, y) * np.log(_stable(z)), 1)), "0 * log(0)")
+    _named(nb01.cross_entropy, lambda z, y: -np.mean(onehot(z, y) * _log_softmax(z)), "divided by C")
+
+
+def test_softmax_grads_mistakes_a_learner_writes_are_named():
+    def grads(delta_of, scale_W=None, scale_b=None, db_axis=0):
+        def answer(X, W, b, y):
+            n = len(y)
+            d = delta_of(X @ W + b, y, W.shape[1])
+            sW = 1 / n if scale_W is None else scale_W(X, n)
+            sb = 1 / n if scale_b is None else scale_b(X, n)
+            return X.T @ d * sW, d.sum(axis=db_axis) * sb
+        return answer
+
+    right = lambda z, y, C: _stable(z) - np.eye(C)[y]
+    naive = lambda z, y, C: np.exp(z) / np.exp(z).sum(1, keepdims=True) - np.eye(C)[y]
+    _named(nb01.softmax_grads, grads(naive), "NaN", "stable softmax")
+    _named(nb01.softmax_grads, grads(right, scale_b=lambda X, n: 1), "db is N times too large")
+    _named(nb01.softmax_grads, grads(right, scale_W=lambda X, n: 1), "dW is N times too large")
+    _named(nb01.softmax_grads, grads(right, db_axis=1), "axis=1")
+    _named(nb01.softmax_grads, grads(lambda z, y, C: _stable(z) - y[:, None]), "one-hot")
+
+    def columns(z, y, C):
+        d = _stable(z)
+        d[:, y] = d[:, y] - 1
+        return d
+    _named(nb01.softmax_grads, grads(columns), "whole columns")
+    per_D = lambda X, n: 1 / X.shape[1]
+    _named(nb01.softmax_grads, grads(right, scale_W=per_D, scale_b=per_D), "X.shape[1]")
+
+
+def test_pixel_stats_mistakes_a_learner_writes_are_named():
+    def safe(s):
+        return np.where(s == 0, 1.0, s)
+    _named(nb01.pixel_stats, lambda X: (safe(X.std(0)), X.mean(0)), "(std, mean)")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), safe(X.var(0))), "variance")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), np.where(X.std(0) <= 0.04, 1.0, X.std(0))), "threshold")
+    assert nb01.pixel_stats.diagnose(lambda X: (X.mean(0), np.where(X.std(0) < 1e-6, 1.0, X.std(0))))[0] == "pass"
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), X.std() * np.ones(X.shape[1])), "one number for all pixels")

@@ -1,10 +1,58 @@
 """Notebook 01's exercises: the nearest-mean classifier, a stable softmax, the mean cross-entropy, its gradient with respect to W and b, and per-pixel norm stats."""
 
+import copy
+import re
+
 import numpy as np
 
 from .. import losses
 from ..gradcheck import numerical_grad
-from . import Exercise
+from . import Exercise, _call, _describe
+
+# A float32 answer keeps about 7 significant digits, and a logit near 1000 rounds to about 4 decimals: such an
+# answer is compared at these tolerances (relative, absolute), a float64 one at the Exercise's own.
+FLOAT32_TOL = (1e-4, 1e-6)
+
+# numpy's message when an (N, C) array meets an (N,) one: a row max or sum taken without keepdims=True
+_NO_KEEPDIMS = re.compile(r"could not be broadcast together with shapes \((\d+),\s*(\d+)\)\s*\(\1,?\)")
+NO_KEEPDIMS = ("{name} raised a broadcasting error between an (N, C) array and an (N,) one: a row's max or sum "
+               "taken without keepdims=True has shape (N,), which NumPy lines up with the C columns, not the N "
+               "rows. Write .max(axis=1, keepdims=True) (or .sum), which keeps the shape (N, 1).")
+
+
+class _Exercise(Exercise):
+    """Notebook 01's exercises: a float32 answer is judged at float32 precision, a row max or sum taken without
+    keepdims is named, and (labels=True) wrong labels are counted rather than measured by their size."""
+
+    def __init__(self, *args, labels=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.labels = labels
+
+    def _close(self, out, want, rtol=None, atol=None, equal_nan=False):
+        parts = out if isinstance(out, (tuple, list)) else (out,)
+        if any(getattr(o, "dtype", None) == np.float32 for o in parts):
+            rtol = max(self.rtol if rtol is None else rtol, FLOAT32_TOL[0])
+            atol = max(self.atol if atol is None else atol, FLOAT32_TOL[1])
+        return super()._close(out, want, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+    def diagnose(self, fn):
+        verdict, message = super().diagnose(fn)
+        if verdict == "wrong" and _NO_KEEPDIMS.search(message):
+            return "mistake", "✗ " + NO_KEEPDIMS.format(name=self.name)
+        if verdict == "wrong" and self.labels and "largest difference" in message:
+            return verdict, self._labels_differ(fn) or message
+        return verdict, message
+
+    def _labels_differ(self, fn):
+        """'✗ nearest_mean: 3 of 7 labels differ ...' for the first case whose labels differ, or None."""
+        for args in self.cases(np.random.default_rng(self.seed)):
+            want, out = _call(self.reference, args), _call(fn, copy.deepcopy(args))
+            if not isinstance(out, np.ndarray) or out.shape != want.shape or np.array_equal(out, want):
+                continue
+            bad = np.flatnonzero(out != want)
+            return (f"✗ {self.name}: {len(bad)} of {len(want)} labels differ from the nearest mean's, the first at "
+                    f"index {bad[0]} (yours {out[bad[0]]:g}, the answer {want[bad[0]]}), on {_describe(args)}")
+        return None
 
 
 def _batches(rng, scale=3.0):
@@ -50,7 +98,7 @@ def _dists(X_train, y_train, X):
     return np.stack([((X - m) ** 2).sum(axis=1) for m in means], axis=1)                # (N, C)
 
 
-nearest_mean = Exercise(
+nearest_mean = _Exercise(
     "nearest_mean", _nearest_mean_reference, nearest_mean_solution, _nearest_mean_cases,
     "labels match the nearest class mean on batches of 1, 7, 50 and 128, with 10 classes and with 3",
     mistakes=[
@@ -81,7 +129,11 @@ nearest_mean = Exercise(
          "and the distance squares each difference: sum_i (x_i - m_i)^2.",
          lambda Xt, yt, X: np.stack([((X - Xt[yt == c].mean()) ** 2).sum(axis=1)
                                      for c in range(yt.max() + 1)], axis=1).argmin(axis=1)),
+        ("you built one template too few: range(y_train.max()) stops before the largest label, so the last class "
+         "gets no mean and is never predicted. Labels 0..C-1 make C = y_train.max() + 1 classes.",
+         lambda Xt, yt, X: _dists(Xt[yt < yt.max()], yt[yt < yt.max()], X).argmin(axis=1)),
     ],
+    labels=True,
     hint_text="Two steps. The template of class c is the mean over the images of that class, "
               "X_train[y_train == c].mean(axis=0), one number per pixel; stack the C templates into a (C, D) "
               "array. Then, for each template m, ((X - m) ** 2).sum(axis=1) is every image's squared distance to "
@@ -90,6 +142,10 @@ nearest_mean = Exercise(
 
 
 # -- softmax ------------------------------------------------------------------------------------------------
+def _normalise(e):
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def softmax_solution(logits):
     """(N, C) logits -> (N, C) probs, each row summing to 1."""
     z = logits - logits.max(axis=1, keepdims=True)   # the largest entry of each row becomes 0: exp cannot overflow
@@ -108,7 +164,7 @@ def _softmax_cases(rng):
     return cases + [(big,), (mixed,), (high,)]
 
 
-softmax = Exercise(
+softmax = _Exercise(
     "softmax", losses.softmax, softmax_solution, _softmax_cases,
     "matches npnet.softmax on batches of 1, 7 and 128, and stays finite and exact for logits of ±1000, in every row",
     mistakes=[
@@ -118,9 +174,25 @@ softmax = Exercise(
          lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()),
         ("the columns sum to 1 instead of the rows: each row is one image, so sum over axis=1.",
          lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)),
+        ("each column sums to 1: you subtracted each row's max (right) but divided by the column sums (axis=0). "
+         "Each row is one image, so divide by its own row sum: .sum(axis=1, keepdims=True).",
+         lambda z: np.exp(z - z.max(axis=1, keepdims=True)) / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=0)),
         ("you subtracted the largest logit of the whole batch: a row whose logits all lie far below it gets "
          "exp(...) = 0 everywhere, and 0/0 = NaN. Subtract each row's own max (axis=1, keepdims=True).",
          lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(axis=1, keepdims=True)),
+        ("you subtracted each row's min: then the largest exponent is max - min, which overflows when a row "
+         "spans 1000 and -1000 (inf/inf = NaN). Subtracting the max keeps every exponent at most 0.",
+         lambda z: _normalise(np.exp(z - z.min(axis=1, keepdims=True)))),
+        ("you subtracted each row's mean: the largest exponent is then max - mean, still about 1000 in a row "
+         "with one logit of 1000, and exp overflows (inf/inf = NaN). Subtract the row's max: no exponent exceeds 0.",
+         lambda z: _normalise(np.exp(z - z.mean(axis=1, keepdims=True)))),
+        ("you clipped the logits (to ±500, say): that keeps exp finite, but it is no longer softmax. Logits that "
+         "all lie above the limit become equal, so a row near 1000 comes out uniform. Shift each row by its max "
+         "instead: softmax(z - c) = softmax(z), so the shift changes nothing.",
+         lambda z: _normalise(np.exp(np.clip(z, -500, 500)))),   # any limit from about 40 to 700 gives the same
+        ("the rows do not sum to 1: you returned exp(z - max) itself. Divide each row by its sum "
+         "(axis=1, keepdims=True): that division is what turns scores into probabilities.",
+         lambda z: np.exp(z - z.max(axis=1, keepdims=True))),
     ],
     hint_text="exp of a large logit overflows to inf, and inf/inf is NaN. Softmax does not change if you subtract "
               "the same number from every logit of a row, so subtract the row's max (keepdims=True keeps the "
@@ -144,10 +216,24 @@ def _ce_cases(rng):
     cases = _batches(rng)
     big = rng.standard_normal((5, 10)) * 3
     big[:, 3] = 1000.0
-    return cases + [(big, np.array([3, 0, 3, 9, 1]))]   # right with certainty (loss 0) or wrong (about 1000)
+    low = rng.standard_normal((4, 10)) * 3 - 1000.0    # every logit near -1000: exp underflows unless shifted
+    return cases + [(big, np.array([3, 0, 3, 9, 1])),   # right with certainty (loss 0) or wrong (about 1000)
+                    (low, rng.integers(0, 10, 4))]
 
 
-cross_entropy = Exercise(
+def _picked(log_p, y):
+    """Each row's entry at its own label: (N,)."""
+    return log_p[np.arange(len(y)), y]
+
+
+def _eps_mistake(eps):
+    return (f"you added eps = {eps:g} to p (or clipped p at it) before the log: a label given probability e^-1000 "
+            f"then costs -ln({eps:g}) = {-np.log(eps):.0f} instead of about 1000, and every small probability is "
+            f"off a little too. Compute log-softmax directly, z - max - log(sum(exp(z - max))), and take no log of p.",
+            lambda z, y: -np.log(_picked(losses.softmax(z), y) + eps).mean())
+
+
+cross_entropy = _Exercise(
     "cross_entropy", _ce_reference, cross_entropy_solution, _ce_cases,
     "matches npnet's SoftmaxCrossEntropy on batches of 1, 7 and 128, and is finite for logits of ±1000",
     mistakes=[
@@ -162,17 +248,38 @@ cross_entropy = Exercise(
          lambda z, y: -np.log(np.exp(z)[np.arange(len(y)), y] / np.exp(z).sum(axis=1)).sum()),
         ("you averaged -log p over all N×10 entries: the loss uses only the probability of each image's own "
          "label, p[n, y[n]].", lambda z, y: -np.log(losses.softmax(z)).mean()),
-        ("the loss is inf or NaN for a logit of 1000: log(softmax) underflows to log(0). Compute log-softmax "
-         "directly, z - max - log(sum(exp(z - max))).",
+        ("the loss is NaN for logits of ±1000: exp(1000) overflows to inf and exp(-1000) underflows to 0, so p "
+         "is inf/inf or 0/0. Compute log-softmax directly, z - max - log(sum(exp(z - max))).",
          lambda z, y: -np.log(np.exp(z)[np.arange(len(y)), y] / np.exp(z).sum(axis=1)).mean()),
         ("the loss is inf for a logit of 1000: a stable softmax still rounds a wrong label's probability "
          "to 0, and log(0) = -inf. Compute log-softmax directly, z - max - log(sum(exp(z - max))), and pick "
          "from that.", lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y]).mean()),
         ("the sign is flipped: the loss is minus the mean log-probability, so it is positive.",
          lambda z, y: losses.log_softmax(z)[np.arange(len(y)), y].mean()),
-        ("you added a small eps (or clipped p) before the log: a label given probability e^-1000 then costs about "
-         "28 instead of about 1000. Compute log-softmax directly, z - max - log(sum(exp(z - max))), and take no log of p.",
-         lambda z, y: -np.log(losses.softmax(z)[np.arange(len(y)), y] + 1e-12).mean()),
+        *[_eps_mistake(eps) for eps in (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15, 2.2e-16, 1e-20, 1e-300)],
+        ("the loss is inf or NaN for logits of ±1000: your log-sum-exp takes exp(z) before subtracting anything, "
+         "and exp(1000) overflows to inf (exp(-1000) underflows to 0, whose log is -inf). Shift inside the log: "
+         "log(sum(exp(z))) = max + log(sum(exp(z - max))).",
+         lambda z, y: -_picked(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), y).mean()),
+        ("log_probs[:, y] picks every row's entries at all N labels, an (N, N) block, and you averaged all of "
+         "them. Pair each row with its own label: log_probs[np.arange(N), y], N numbers.",
+         lambda z, y: -losses.log_softmax(z)[:, y].mean()),
+        ("your loss is the answer divided by ln 10 = 2.303: np.log10 is the base-10 log. Cross-entropy uses the "
+         "natural log, np.log (that is what makes its gradient P - Y).",
+         lambda z, y: -_picked(losses.log_softmax(z), y).mean() / np.log(10)),
+        ("your loss is the answer divided by ln 10 = 2.303 (np.log10 is the base-10 log; use np.log), and inf for "
+         "a logit of 1000: log(softmax) underflows to log(0). Compute log-softmax directly, z - max - "
+         "log(sum(exp(z - max))).",
+         lambda z, y: -np.log10(_picked(losses.softmax(z), y)).mean()),
+        ("the loss is NaN for a logit of 1000: the stable softmax rounds a wrong label's probability to 0, and "
+         "in Y * log(p) that entry is 0 * log(0) = 0 * -inf = NaN, even where Y is 0. Pick each row's own entry "
+         "of log-softmax, log_probs[np.arange(N), y], with log-softmax computed directly.",
+         lambda z, y: -(np.eye(z.shape[1])[y] * np.log(losses.softmax(z))).sum(axis=1).mean()),
+        ("your loss is the answer divided by C = 10: you averaged Y * log p over all N×C entries, and only N of "
+         "them are not 0. Sum over the classes (axis=1), then average over the images.",
+         lambda z, y: -(np.eye(z.shape[1])[y] * losses.log_softmax(z)).mean()),
+        ("you returned the N per-image losses, shape (N,): the loss is their mean, one number (.mean()).",
+         lambda z, y: -_picked(losses.log_softmax(z), y)),
     ],
     hint_text="Compute log-probabilities first: log_softmax(z) = z - max - log(sum(exp(z - max))) per row. Then "
               "pick each row's entry at its label with fancy indexing, log_probs[np.arange(N), y], and average.",
@@ -217,7 +324,18 @@ def _delta(X, W, b, y):
     return delta
 
 
-softmax_grads = Exercise(
+def _delta_naive(X, W, b, y):
+    e = np.exp(X @ W + b)                             # no shift: overflows for logits in the hundreds
+    return e / e.sum(axis=1, keepdims=True) - np.eye(W.shape[1])[y]
+
+
+def _delta_columns(X, W, b, y):
+    delta = losses.softmax(X @ W + b)
+    delta[:, y] -= 1                                  # whole columns, once per distinct label
+    return delta
+
+
+softmax_grads = _Exercise(
     "softmax_grads", _grads_reference, softmax_grads_solution, _grads_cases,
     "dW and db match npnet and central differences (float64) on batches of 1, 7 and 32",
     numerical=_grads_numerical, returns=("dW", "db"),
@@ -239,6 +357,29 @@ softmax_grads = Exercise(
          lambda X, W, b, y: (X.T @ losses.softmax(X @ W + b) / len(y), losses.softmax(X @ W + b).sum(axis=0) / len(y))),
         ("the sign is flipped: the gradient is (P - Y), not (Y - P). Gradient descent then subtracts it.",
          lambda X, W, b, y: (-X.T @ _delta(X, W, b, y) / len(y), -_delta(X, W, b, y).sum(axis=0) / len(y))),
+        ("dW and db are NaN for logits in the hundreds: your softmax takes exp of the raw logits, and exp(800) "
+         "overflows to inf (inf/inf = NaN). Use the stable softmax: subtract each row's max first.",
+         lambda X, W, b, y: (X.T @ _delta_naive(X, W, b, y) / len(y), _delta_naive(X, W, b, y).sum(axis=0) / len(y))),
+        ("dW is right, but db is N times too large: the 1/N of the mean belongs in db too. Compute "
+         "delta = (P - Y) / N once and use it for both.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), _delta(X, W, b, y).sum(axis=0))),
+        ("db is right, but dW is N times too large: the 1/N of the mean belongs in dW too. Compute "
+         "delta = (P - Y) / N once and use it for both.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y), _delta(X, W, b, y).sum(axis=0) / len(y))),
+        ("db has shape (N,): you summed delta over the classes (axis=1), where each row of P - Y sums to 0. The "
+         "bias is added to every image, so db sums delta over the batch, axis=0, into C numbers.",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), _delta(X, W, b, y).sum(axis=1) / len(y))),
+        ("you subtracted each image's label y[n] itself from its whole row (P - y[:, None]): Y is one-hot, 1 only "
+         "in column y[n]. Build it as np.eye(C)[y], or subtract 1 at delta[np.arange(N), y].",
+         lambda X, W, b, y: (X.T @ (losses.softmax(X @ W + b) - y[:, None]) / len(y),
+                             (losses.softmax(X @ W + b) - y[:, None]).sum(axis=0) / len(y))),
+        ("delta[:, y] -= 1 subtracts 1 in whole columns, in every row at every label of the batch (and once per "
+         "label, however often it occurs). Each row needs 1 subtracted at its own label only: "
+         "delta[np.arange(N), y] -= 1.",
+         lambda X, W, b, y: (X.T @ _delta_columns(X, W, b, y) / len(y), _delta_columns(X, W, b, y).sum(axis=0) / len(y))),
+        ("you divided by D = X.shape[1], the number of inputs per image: the loss is a mean over the N images, "
+         "so divide by N = len(y) = X.shape[0].",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / X.shape[1], _delta(X, W, b, y).sum(axis=0) / X.shape[1])),
     ],
     hint_text="delta = (P - Y) / N, with P = softmax(X @ W + b) and Y one-hot (subtract 1 at each row's label). "
               "Shapes decide the rest: dW must be (D, C) = (D, N) @ (N, C), so X.T goes on the left; db sums delta "
@@ -274,7 +415,7 @@ def _pixel_stats_cases(rng):
     return cases
 
 
-pixel_stats = Exercise(
+pixel_stats = _Exercise(
     "pixel_stats", _pixel_stats_reference, pixel_stats_solution, _pixel_stats_cases,
     "per-pixel mean and std on batches of 1, 7 and 50, with never-varying pixels given std 1",
     returns=("mean", "std"),
@@ -288,6 +429,18 @@ pixel_stats = Exercise(
         ("you used the sample std (ddof=1): use np.std's default, ddof=0, as npnet's norm stats do; with one "
          "image, ddof=1 even divides by 0.",
          lambda X: (X.mean(axis=0), np.where(X.std(axis=0, ddof=1) > 0, X.std(axis=0, ddof=1), 1.0))),
+        ("you replaced every std below a threshold (0.05, say) by 1: that also overwrites a real one, such as the "
+         "std 0.035 of a pixel inked faintly in one image, and shrinks its signal. Replace only the stds that are "
+         "0 (a tiny threshold, 1e-3 or less, is fine).",
+         lambda X: (X.mean(axis=0), np.where(X.std(axis=0) < 0.05, 1.0, X.std(axis=0)))),
+        ("you returned (std, mean): the order is mean first, then std, as the docstring says.",
+         lambda X: pixel_stats_solution(X)[::-1]),
+        ("your second output is the variance, the square of the std: take X.std(axis=0) (or the square root of "
+         "the variance). A variance of 0.04 would divide by 0.04 where the std divides by 0.2.",
+         lambda X: (X.mean(axis=0), np.where(X.var(axis=0) > 0, X.var(axis=0), 1.0))),
+        ("your mean is per pixel, but your std is one number for all pixels (X.std() without axis=0): take both "
+         "over the images, axis=0, one per pixel.",
+         lambda X: (X.mean(axis=0), np.full(X.shape[1], X.std() if X.std() > 0 else 1.0))),
     ],
     hint_text="X.mean(axis=0) and X.std(axis=0) average over the images, leaving one number per pixel. Then "
               "look for the pixels whose std is 0 and set it to 1 (a boolean mask, or np.where).",
