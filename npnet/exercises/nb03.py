@@ -5,17 +5,18 @@ import re
 import numpy as np
 
 from .. import metrics
-from . import Exercise
+from . import Exercise, _call, _Raised
 
 
 class _Nb03Exercise(Exercise):
-    """An Exercise with three extras for this notebook, on top of the shared checks:
+    """An Exercise with four extras for this notebook, on top of the shared checks:
 
     integer    outputs that are counts must have an integer dtype (a float matrix of counts is a catalogued mistake)
     raised     [(pattern, message)]: an error (or wrong shape) a learner often meets here, named instead of the
                generic text; pattern is a compiled regular expression searched in the generic message
     not_done   the "not done yet" line, when the notebook does not go on with an npnet function
-    Every other wrong answer keeps the shared message, followed by the failing case's values when it is small.
+    show_case  (args, yours, answer) -> a sentence: appended to a generic "wrong" message, naming the values of the
+               first failing case, so that the learner can work it by hand
     """
 
     def __init__(self, *args, integer=None, raised=(), not_done=None, show_case=None, **kwargs):
@@ -36,22 +37,22 @@ class _Nb03Exercise(Exercise):
                     return verdict, f"{message}. {example}"
         if verdict == "pass" and self.integer:
             args = self.cases(np.random.default_rng(self.seed))[-1]
-            out = np.asarray(fn(*args))
-            if not np.issubdtype(out.dtype, np.integer):
-                return "mistake", f"✗ {self.integer} (yours has dtype {out.dtype})"
+            out = _call(fn, args)                        # on copies, with warnings silenced; never raises
+            if not isinstance(out, _Raised) and not np.issubdtype(np.asarray(out).dtype, np.integer):
+                return "mistake", f"✗ {self.integer} (yours has dtype {np.asarray(out).dtype})"
         return verdict, message
 
     def _example(self, fn):
         """The first failing case in words, if it is small enough to read: the inputs, yours, the answer."""
         for args in self.cases(np.random.default_rng(self.seed)):
-            want = self.reference(*args)
-            try:
-                with np.errstate(all="ignore"):
-                    out = fn(*args)
-            except Exception:                            # noqa: BLE001 - the learner's code may raise anything
+            want, out = self.reference(*args), _call(fn, args)
+            if isinstance(out, _Raised):
                 return ""
             if not self._close(out, want):
-                return self.show_case(args, out, want)
+                try:
+                    return self.show_case(args, out, want)
+                except Exception:                        # noqa: BLE001 - an odd output: keep the shared message
+                    return ""
         return ""
 
 
