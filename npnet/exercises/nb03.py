@@ -102,7 +102,13 @@ def _show_confusion(args, out, want):
     except (TypeError, ValueError, IndexError):
         return ""
     pairs = f"y = {list(map(int, y))}, y_pred = {list(map(int, y_pred))}" if len(y) <= 3 else f"{len(y)} labels"
-    return f"For example, with {pairs} and num_classes = {k}: C[{i}, {j}] should be {want[i, j]}, yours is {out[i, j]:g}"
+    return (f"For example, with {pairs} and num_classes = {k}: C[{i}, {j}] should be {want[i, j]}, "
+            f"yours is {out[i, j]:g}")
+
+
+def _row_normalised(y, y_pred, num_classes=10):
+    C = metrics.confusion_matrix(y, y_pred, num_classes)
+    return C / np.maximum(C.sum(axis=1, keepdims=True), 1)
 
 
 def _sized_by_labels(y, y_pred, num_classes=10):
@@ -119,7 +125,7 @@ confusion_matrix = _Nb03Exercise(
         ("each (true, predicted) pair is counted at most once: C[y, y_pred] += 1 with arrays writes repeated pairs "
          "once instead of adding them up. Loop over the pairs, or use np.add.at(C, (y, y_pred), 1).", _fancy_add),
         ("you returned fractions of each row (the row-normalised matrix); the confusion matrix holds counts.",
-         lambda y, p, k=10: metrics.confusion_matrix(y, p, k) / np.maximum(metrics.confusion_matrix(y, p, k).sum(1, keepdims=True), 1)),
+         _row_normalised),
         ("the matrix is sized from the labels that happen to occur (max + 1): use num_classes, so that a class "
          "absent from the data still has its row and column.", _sized_by_labels),
         ("you counted only the mistakes: a correct answer (true i, called i) is counted too, on the diagonal "
@@ -374,8 +380,8 @@ def _show_refusal(args, out, want):
         return ""
     d = int(np.argmax(np.abs(np.nan_to_num(out, nan=np.inf) - want)))
     n = len(args[1])
-    return (f"For example, on {n} input{'s' if n > 1 else ''} with t = {args[2]:.3f}: digit {d} should be {want[d]:.3g}, "
-            f"yours is {out[d]:.3g}")
+    return (f"For example, on {n} input{'s' if n > 1 else ''} with t = {args[2]:.3f}: digit {d} should be "
+            f"{want[d]:.3g}, yours is {out[d]:.3g}")
 
 
 def _kept(probs, y, t):
