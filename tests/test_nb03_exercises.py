@@ -78,3 +78,135 @@ def test_npnet_bins_are_closed_on_the_right_as_the_messages_say():
     probs[2] = np.eye(10)[0]                            # confidence exactly 1.0
     count = metrics.reliability(probs, np.zeros(3, int))["count"]
     assert count[4] == 2 and count[9] == 1 and count.sum() == 3      # 0.5 in (0.4, 0.5], 1.0 in (0.9, 1]
+
+
+# -- the confusion matrix, written wrong the ways a learner might -------------------------------------------------
+def cm_float(y, y_pred, num_classes=10):                 # np.zeros without dtype: right numbers, float counts
+    C = np.zeros((num_classes, num_classes))
+    for a, b in zip(y, y_pred):
+        C[a, b] += 1
+    return C
+
+
+def cm_errors_only(y, y_pred, num_classes=10):           # the diagonal left empty
+    C = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(C, (y[y != y_pred], y_pred[y != y_pred]), 1)
+    return C
+
+
+def cm_histogram2d(y, y_pred, num_classes=10):           # default edges: from the smallest to the largest label
+    return np.histogram2d(y, y_pred, bins=num_classes)[0].astype(int)
+
+
+def cm_histogram2d_float(y, y_pred, num_classes=10):     # right edges, but histogram2d's float counts
+    edges = np.arange(num_classes + 1) - 0.5
+    return np.histogram2d(y, y_pred, bins=[edges, edges])[0]
+
+
+def cm_ten(y, y_pred, num_classes=10):                   # num_classes ignored
+    C = np.zeros((10, 10), dtype=int)
+    np.add.at(C, (y, y_pred), 1)
+    return C
+
+
+@pytest.mark.parametrize("wrong,words", [
+    (cm_float, "counts must be integers"), (cm_histogram2d_float, "counts must be integers"),
+    (cm_errors_only, "only the mistakes"), (cm_histogram2d, "np.histogram2d(y, y_pred, bins=num_classes)"),
+    (cm_ten, "num_classes is ignored")])
+def test_a_learners_wrong_confusion_matrix_is_named(wrong, words):
+    verdict, message = ex.confusion_matrix.diagnose(wrong)
+    assert verdict == "mistake" and words in message, message
+
+
+# -- the ECE: percent, squared gaps, empty bins ----------------------------------------------------------------------
+def in_percent(probs, y, num_bins=10):
+    return 100 * ex.ece_solution(probs, y, num_bins)
+
+
+def squared(probs, y, num_bins=10):
+    conf, correct = _conf_correct(probs, y)
+    edges, total = np.linspace(0, 1, num_bins + 1), 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.sum():
+            total += m.sum() / len(y) * (correct[m].mean() - conf[m].mean()) ** 2
+    return total
+
+
+def empty_bins(probs, y, num_bins=10):                  # no guard: an empty bin's mean is NaN
+    conf, correct = _conf_correct(probs, y)
+    edges = np.linspace(0, 1, num_bins + 1)
+    gaps = [abs(correct[(conf > lo) & (conf <= hi)].mean() - conf[(conf > lo) & (conf <= hi)].mean())
+            for lo, hi in zip(edges[:-1], edges[1:])]
+    shares = [np.mean((conf > lo) & (conf <= hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+    return float(np.dot(shares, gaps))
+
+
+def bool_histogram(probs, y, num_bins=10):              # np.histogram with a boolean weight: NumPy refuses to add
+    conf, correct = _conf_correct(probs, y)
+    n, edges = np.histogram(conf, bins=num_bins, range=(0, 1))
+    right, _ = np.histogram(conf, bins=edges, weights=correct)
+    return float(np.sum(np.abs(right - n)))
+
+
+@pytest.mark.parametrize("wrong,words", [
+    (in_percent, "100 times too large"), (squared, "squared each bin's gap"),
+    (empty_bins, "an empty bin divides 0 by 0"), (bool_histogram, "correct.astype(float)")])
+def test_more_wrong_eces_are_named(wrong, words):
+    verdict, message = ex.ece.diagnose(wrong)
+    assert verdict == "mistake" and words in message, message
+
+
+# -- refusal per digit ---------------------------------------------------------------------------------------------
+def _refused(probs, t):
+    return probs.max(axis=1) < t
+
+
+def raw_counts(probs, y, t):
+    return np.array([np.sum(_refused(probs, t) & (y == d)) for d in range(10)])
+
+
+def over_n(probs, y, t):
+    return raw_counts(probs, y, t) / len(y)
+
+
+def refused_and_wrong(probs, y, t):
+    bad = _refused(probs, t) & (probs.argmax(axis=1) != y)
+    return np.array([bad[y == d].mean() if np.any(y == d) else 0.0 for d in range(10)])
+
+
+def true_digit_below(probs, y, t):
+    low = probs[np.arange(len(y)), y] < t
+    return np.array([low[y == d].mean() if np.any(y == d) else 0.0 for d in range(10)])
+
+
+def no_minlength(probs, y, t):
+    return np.bincount(y[_refused(probs, t)]) / np.bincount(y)
+
+
+@pytest.mark.parametrize("wrong,words", [
+    (raw_counts, "returned counts"), (over_n, "you divided by N"), (refused_and_wrong, "right or wrong"),
+    (true_digit_below, "probability of the TRUE digit"), (no_minlength, "pass minlength=10")])
+def test_a_learners_wrong_refusal_is_named(wrong, words):
+    verdict, message = ex.refused_per_digit.diagnose(wrong)
+    assert verdict == "mistake" and words in message, message
+
+
+def test_solutions_pass_and_the_stub_is_not_done():
+    for exercise, solution in [(ex.confusion_matrix, ex.confusion_matrix_solution), (ex.ece, ex.ece_solution),
+                               (ex.refused_per_digit, ex.refused_per_digit_solution)]:
+        assert exercise.diagnose(solution)[0] == "pass"
+
+    def stub(probs, y, t):
+        raise NotImplementedError
+    verdict, message = ex.refused_per_digit.diagnose(stub)
+    assert verdict == "not done" and "next cell answers the question" in message, message
+
+
+def test_an_unnamed_wrong_answer_is_shown_on_a_small_case():
+    def doubled(y, y_pred, num_classes=10):
+        C = np.zeros((num_classes, num_classes), dtype=int)
+        np.add.at(C, (y, y_pred), 2)
+        return C
+    verdict, message = ex.confusion_matrix.diagnose(doubled)
+    assert verdict == "wrong" and "For example, with y = [" in message and "should be 1, yours is 2" in message, message

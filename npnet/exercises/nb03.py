@@ -1,9 +1,59 @@
 """Notebook 03's exercises: the confusion matrix, the expected calibration error, and refusal per digit."""
 
+import re
+
 import numpy as np
 
 from .. import metrics
-from . import Exercise
+from . import Exercise, _call, _Raised
+
+
+class _Nb03Exercise(Exercise):
+    """An Exercise with four extras for this notebook, on top of the shared checks:
+
+    integer    outputs that are counts must have an integer dtype (a float matrix of counts is a catalogued mistake)
+    raised     [(pattern, message)]: an error (or wrong shape) a learner often meets here, named instead of the
+               generic text; pattern is a compiled regular expression searched in the generic message
+    not_done   the "not done yet" line, when the notebook does not go on with an npnet function
+    show_case  (args, yours, answer) -> a sentence: appended to a generic "wrong" message, naming the values of the
+               first failing case, so that the learner can work it by hand
+    """
+
+    def __init__(self, *args, integer=None, raised=(), not_done=None, show_case=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.integer, self.raised, self.not_done, self.show_case = integer, raised, not_done, show_case
+
+    def diagnose(self, fn):
+        verdict, message = super().diagnose(fn)
+        if verdict == "not done" and self.not_done and "goes on with npnet" in message:
+            return verdict, self.not_done
+        if verdict == "wrong":
+            for pattern, text in self.raised:
+                if pattern.search(message):
+                    return "mistake", f"✗ {text}"
+            if self.show_case is not None and (" on inputs " in message):
+                example = self._example(fn)
+                if example:
+                    return verdict, f"{message}. {example}"
+        if verdict == "pass" and self.integer:
+            args = self.cases(np.random.default_rng(self.seed))[-1]
+            out = _call(fn, args)                        # on copies, with warnings silenced; never raises
+            if not isinstance(out, _Raised) and not np.issubdtype(np.asarray(out).dtype, np.integer):
+                return "mistake", f"✗ {self.integer} (yours has dtype {np.asarray(out).dtype})"
+        return verdict, message
+
+    def _example(self, fn):
+        """The first failing case in words, if it is small enough to read: the inputs, yours, the answer."""
+        for args in self.cases(np.random.default_rng(self.seed)):
+            want, out = self.reference(*args), _call(fn, args)
+            if isinstance(out, _Raised):
+                return ""
+            if not self._close(out, want):
+                try:
+                    return self.show_case(args, out, want)
+                except Exception:                        # noqa: BLE001 - an odd output: keep the shared message
+                    return ""
+        return ""
 
 
 # -- the confusion matrix -----------------------------------------------------------------------------------
@@ -34,12 +84,39 @@ def _fancy_add(y, y_pred, num_classes=10):
     return C
 
 
+def _off_diagonal(y, y_pred, num_classes=10):
+    C = metrics.confusion_matrix(y, y_pred, num_classes)
+    return C - np.diag(np.diag(C))                      # the correct answers left out
+
+
+def _histogram2d_default_edges(y, y_pred, num_classes=10):
+    C, _, _ = np.histogram2d(y, y_pred, bins=num_classes)   # edges from min to max of the data, not at the classes
+    return C
+
+
+def _show_confusion(args, out, want):
+    y, y_pred, k = args
+    try:
+        out = np.asarray(out, np.float64)
+        i, j = np.unravel_index(np.argmax(np.abs(out - want)), want.shape)
+    except (TypeError, ValueError, IndexError):
+        return ""
+    pairs = f"y = {list(map(int, y))}, y_pred = {list(map(int, y_pred))}" if len(y) <= 3 else f"{len(y)} labels"
+    return (f"For example, with {pairs} and num_classes = {k}: C[{i}, {j}] should be {want[i, j]}, "
+            f"yours is {out[i, j]:g}")
+
+
+def _row_normalised(y, y_pred, num_classes=10):
+    C = metrics.confusion_matrix(y, y_pred, num_classes)
+    return C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+
+
 def _sized_by_labels(y, y_pred, num_classes=10):
     k = int(max(np.max(y), np.max(y_pred))) + 1
     return metrics.confusion_matrix(y, y_pred, k)
 
 
-confusion_matrix = Exercise(
+confusion_matrix = _Nb03Exercise(
     "confusion_matrix", metrics.confusion_matrix, confusion_matrix_solution, _confusion_cases,
     "matches npnet.metrics.confusion_matrix on 1 to 500 labels, 3 or 10 classes, with a class that never occurs",
     mistakes=[
@@ -48,10 +125,22 @@ confusion_matrix = Exercise(
         ("each (true, predicted) pair is counted at most once: C[y, y_pred] += 1 with arrays writes repeated pairs "
          "once instead of adding them up. Loop over the pairs, or use np.add.at(C, (y, y_pred), 1).", _fancy_add),
         ("you returned fractions of each row (the row-normalised matrix); the confusion matrix holds counts.",
-         lambda y, p, k=10: metrics.confusion_matrix(y, p, k) / np.maximum(metrics.confusion_matrix(y, p, k).sum(1, keepdims=True), 1)),
+         _row_normalised),
         ("the matrix is sized from the labels that happen to occur (max + 1): use num_classes, so that a class "
          "absent from the data still has its row and column.", _sized_by_labels),
+        ("you counted only the mistakes: a correct answer (true i, called i) is counted too, on the diagonal "
+         "C[i, i]. The off-diagonal cells are the mistakes; the whole matrix counts every prediction.", _off_diagonal),
+        ("np.histogram2d(y, y_pred, bins=num_classes) puts its bin edges between the smallest and largest label that "
+         "occur, not at the classes 0 .. num_classes - 1, so labels land in the wrong cells. Count the pairs "
+         "yourself (a loop, or np.add.at), or give it bins=np.arange(num_classes + 1) - 0.5 and convert to int.",
+         _histogram2d_default_edges),
+        ("num_classes is ignored: with 3 classes you still returned a 10 x 10 matrix. Size it from the argument, "
+         "np.zeros((num_classes, num_classes), dtype=int).", lambda y, p, k=10: metrics.confusion_matrix(y, p, 10)),
     ],
+    integer="counts must be integers: your matrix has the right numbers but as floats. np.zeros without dtype=int "
+            "(or np.histogram2d) gives floats; start from np.zeros((num_classes, num_classes), dtype=int), or "
+            "convert with .astype(int)",
+    show_case=_show_confusion,
     hint_text="Start from np.zeros((num_classes, num_classes), dtype=int) and add 1 at [true, predicted] for every "
               "pair: a loop over zip(y, y_pred) is fine. Rows are the true class, columns the prediction.",
 )
@@ -144,12 +233,42 @@ def _abs_of_total(probs, y, num_bins=10):
     return float(abs(np.sum(n / len(y) * (acc - conf))))
 
 
+def _empty_bins_nan(probs, y, num_bins=10):
+    conf, correct = probs.max(1), probs.argmax(1) == y
+    edges, total = np.linspace(0, 1, num_bins + 1), 0.0
+    with np.errstate(all="ignore"):
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            in_bin = (conf > lo) & (conf <= hi)
+            gap = abs(np.mean(correct[in_bin]) - np.mean(conf[in_bin])) if in_bin.any() else np.nan
+            total += in_bin.mean() * gap                # 0 * NaN is NaN: one empty bin spoils the sum
+    return total
+
+
+def _squared_gaps(probs, y, num_bins=10):
+    n, acc, conf = _gaps(probs, y, num_bins)
+    return float(np.sum(n / len(y) * (acc - conf) ** 2))
+
+
+def _show_ece(args, out, want):
+    probs, y, num_bins = args
+    try:
+        out = float(out)
+    except (TypeError, ValueError):
+        return ""
+    if len(y) == 1:
+        what = (f"one prediction with confidence {probs.max():.3f}, "
+                f"{'right' if probs.argmax() == y[0] else 'wrong'}, and {num_bins} bins")
+    else:
+        what = f"{len(y)} predictions and {num_bins} bins"
+    return f"For example, with {what}: the ECE is {want:.4g}, yours is {out:.4g}"
+
+
 def _weighted_by_count(probs, y, num_bins=10):
     n, acc, conf = _gaps(probs, y, num_bins)
     return float(np.sum(n * np.abs(acc - conf)))
 
 
-ece = Exercise(
+ece = _Nb03Exercise(
     "ece", _ece_reference, ece_solution, _ece_cases,
     "matches npnet.metrics.reliability's ECE on 1 to 1,000 predictions with 5, 10 and 15 bins, with confidences "
     "exactly on bin edges and exactly 1.0",
@@ -175,11 +294,21 @@ ece = Exercise(
          "large: divide by the number of predictions.", _weighted_by_count),
         ("num_bins is ignored: with 5 or 15 bins you still used 10. Build the edges from the argument, "
          "np.linspace(0, 1, num_bins + 1).", lambda p, y, b=10: ece_solution(p, y, 10)),
+        ("your ECE is 100 times too large: it is in percent. Return it as a fraction of 1 (0.0018, not 0.18), as "
+         "accuracy and confidence are.", lambda p, y, b=10: 100 * ece_solution(p, y, b)),
+        ("you squared each bin's gap: that weighs the large gaps more and shrinks the small ones, and is a different "
+         "measure. The ECE adds the absolute gaps |acc_b - conf_b|, weighted by n_b / N.", _squared_gaps),
+        ("an empty bin divides 0 by 0: its accuracy and mean confidence are the mean of nothing, NaN, and one NaN "
+         "spoils the whole sum. Skip empty bins (if in_bin.any(): ...): they add nothing to the ECE.",
+         _empty_bins_nan),
     ],
-    hint_text="conf = probs.max(axis=1) and correct = probs.argmax(axis=1) == y. Loop over the bins (lo, hi] of "
-              "np.linspace(0, 1, num_bins + 1): a mask (conf > lo) & (conf <= hi) picks a bin's predictions. In each "
-              "non-empty bin compare the fraction correct with the mean confidence, and weight that gap by the "
-              "bin's share of all N predictions.",
+    hint_text="Two arrays of length N do most of the work: each prediction's confidence, and whether it was right. "
+              "Then go bin by bin. What does a bin with no predictions add?",
+    raised=[(re.compile(r"Cannot cast ufunc .* to dtype\('bool'\)"),
+             "NumPy could not add numbers into a boolean array: `correct` (probs.argmax(axis=1) == y) is boolean, and "
+             "np.histogram(..., weights=correct) or an in-place += on it keeps that dtype. Convert it first, "
+             "correct.astype(float).")],
+    show_case=_show_ece,
 )
 
 
@@ -221,12 +350,46 @@ def _at_or_below(probs, y, t):
     return np.bincount(y[refused], minlength=10) / np.maximum(np.bincount(y, minlength=10), 1)
 
 
+def _refused_counts(probs, y, t):
+    return np.bincount(y[probs.max(axis=1) < t], minlength=10)
+
+
+def _over_all_inputs(probs, y, t):
+    return np.bincount(y[probs.max(axis=1) < t], minlength=10) / len(y)
+
+
+def _refused_and_wrong(probs, y, t):
+    refused = (probs.max(axis=1) < t) & (probs.argmax(axis=1) != y)
+    return np.bincount(y[refused], minlength=10) / np.maximum(np.bincount(y, minlength=10), 1)
+
+
+def _true_class_below(probs, y, t):
+    refused = probs[np.arange(len(y)), y] < t
+    return np.bincount(y[refused], minlength=10) / np.maximum(np.bincount(y, minlength=10), 1)
+
+
+def _absent_nan(probs, y, t):
+    with np.errstate(all="ignore"):
+        return np.bincount(y[probs.max(axis=1) < t], minlength=10) / np.bincount(y, minlength=10)
+
+
+def _show_refusal(args, out, want):
+    try:
+        out = np.asarray(out, np.float64).reshape(want.shape)
+    except (TypeError, ValueError):
+        return ""
+    d = int(np.argmax(np.abs(np.nan_to_num(out, nan=np.inf) - want)))
+    n = len(args[1])
+    return (f"For example, on {n} input{'s' if n > 1 else ''} with t = {args[2]:.3f}: digit {d} should be "
+            f"{want[d]:.3g}, yours is {out[d]:.3g}")
+
+
 def _kept(probs, y, t):
     kept = probs.max(axis=1) >= t
     return np.bincount(y[kept], minlength=10) / np.maximum(np.bincount(y, minlength=10), 1)
 
 
-refused_per_digit = Exercise(
+refused_per_digit = _Nb03Exercise(
     "refused_per_digit", refused_per_digit_solution, refused_per_digit_solution, _refusal_cases,
     "matches the model answer on 1, 60 and 2,000 inputs, with a confidence exactly at the threshold",
     mistakes=[
@@ -237,7 +400,25 @@ refused_per_digit = Exercise(
         ("a confidence exactly equal to t was refused: the notebook keeps conf >= t, so refuse conf < t.",
          _at_or_below),
         ("that is the fraction KEPT per digit; the question asks for the fraction refused.", _kept),
+        ("you returned counts of refused inputs; the question asks for fractions: divide each digit's count by how "
+         "many inputs of that digit there are, np.bincount(y, minlength=10).", _refused_counts),
+        ("you divided by N, all the inputs, which gives each digit's refusals as a share of the whole set (they "
+         "add up to the overall 3.5%); divide by how many inputs of THAT digit there are, np.bincount(y, "
+         "minlength=10).", _over_all_inputs),
+        ("you counted only the refused inputs that the model got wrong; the threshold cannot see the label: every "
+         "input with confidence < t is refused, right or wrong.", _refused_and_wrong),
+        ("you compared the probability of the TRUE digit with t; refusal looks at the confidence, the top "
+         "probability max_k p_k, which the model knows without the label.", _true_class_below),
+        ("a digit with no inputs divides 0 by 0 and gives NaN; the docstring asks for 0 there: divide by "
+         "np.maximum(count, 1).", _absent_nan),
     ],
+    raised=[(re.compile(r"could not be broadcast|shape \(\d,\), expected \(10,\)"),
+             "np.bincount returns max(label) + 1 counts, so bincounts of two different label sets can differ in "
+             "length, or be shorter than 10 (a digit that is never refused, or absent, is left off the end): pass "
+             "minlength=10 to both.")],
+    not_done="· not done yet: the next cell answers the question with the model answer, "
+             "ex.refused_per_digit_solution, instead of yours. ex.refused_per_digit.hint() gives a nudge.",
+    show_case=_show_refusal,
     hint_text="refused = probs.max(axis=1) < t. Count refused inputs per true digit with np.bincount(y[refused], "
               "minlength=10) and divide by np.bincount(y, minlength=10) (use np.maximum(count, 1) for absent digits).",
 )
