@@ -264,6 +264,11 @@ def _placement_halves(h, w):
     return 20 / n, -(n - h) / 2, -(n - w) / 2
 
 
+def _placement_floor_of_negative(h, w):
+    n = max(h, w)
+    return 20 / n, -(n - h) // 2, -(n - w) // 2          # floors -(n - h) / 2: one pixel further for odd paddings
+
+
 def _placement_short(h, w):
     _, r, c = app_placement_solution(h, w)
     return 20 / min(h, w), r, c
@@ -282,6 +287,8 @@ app_placement = Exercise(
          "corner has negative crop coordinates, -((n - h) // 2).", _placement_plus),
         ("the padding is a whole number of pixels: (n - h) // 2, not (n - h) / 2, so an odd difference puts the "
          "extra pixel below (or to the right).", _placement_halves),
+        ("-(n - h) // 2 floors the negative number, one pixel too far up (or left) when n - h is odd; the padding "
+         "is (n - h) // 2 whole pixels, so negate it afterwards: -((n - h) // 2).", _placement_floor_of_negative),
         ("you scaled by the short side; the square's side is the long one, n = max(h, w), and it becomes 20 "
          "pixels: 20 / n.", _placement_short),
         ("rows and columns are swapped: anchor_row comes from the padding of the rows, (n - h) // 2.",
@@ -292,8 +299,8 @@ app_placement = Exercise(
          lambda h, w: (28 / max(h, w),) + app_placement_solution(h, w)[1:]),
     ],
     returns=("scale", "anchor_row", "anchor_col"),
-    hint_text="The square's side is n = max(h, w), and 20 / n shrinks it to 20x20. Its padding puts (n - h) // 2 rows "
-              "above the crop, so in the crop's coordinates the square's top-left corner is at row -((n - h) // 2); "
-              "the same for the columns.",
+    hint_text="The square's side is n = max(h, w); what scale shrinks it to 20x20? Then count the rows of padding "
+              "above the crop (whole pixels, the smaller half of n - h): the square's top-left corner lies that many "
+              "rows above the crop's own corner (0, 0), so its row is negative. The same for the columns.",
     rtol=1e-9, atol=1e-9,
 )
