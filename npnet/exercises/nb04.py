@@ -1,5 +1,5 @@
 """Notebook 04's exercises: the centre of mass, the shift to MNIST's centre, the aspect-preserving fit into 20x20,
-and MNIST's own whole-pixel centring."""
+where the original app puts its square, and MNIST's own whole-pixel centring."""
 
 import numpy as np
 
@@ -238,4 +238,69 @@ shift_to_centre = Exercise(
     hint_text="Compute (d_row, d_col) = (14.5 - row, 14.5 - column) as in centring_shift and round each to an int. "
               "Then copy x[max(0, -dr):28 - max(0, dr), ...] into a zero image at rows max(0, dr) onward (the same "
               "for columns): zeros come in, and ink pushed past the edge is lost.",
+)
+
+
+# -- where the original app puts its square -----------------------------------------------------------------
+def app_placement_solution(h, w):
+    """Ink box h rows by w columns (ints) -> (scale, anchor_row, anchor_col): the original app's scale, and the top-left
+    corner of its padded square in the crop's coordinates, the input point that lands on output (4, 4)."""
+    n = max(h, w)                                        # the square's side
+    return 20 / n, -((n - h) // 2), -((n - w) // 2)      # whole pixels of padding above and to the left
+
+
+def _placement_cases(rng):
+    cases = [(int(rng.integers(20, 250)), int(rng.integers(20, 250))) for _ in range(3)]
+    return cases + [(200, 97), (97, 200), (150, 150), (181, 40), (41, 180), (13, 8)]   # odd and even paddings
+
+
+def _placement_plus(h, w):
+    scale, r, c = app_placement_solution(h, w)
+    return scale, -r, -c
+
+
+def _placement_halves(h, w):
+    n = max(h, w)
+    return 20 / n, -(n - h) / 2, -(n - w) / 2
+
+
+def _placement_floor_of_negative(h, w):
+    n = max(h, w)
+    return 20 / n, -(n - h) // 2, -(n - w) // 2          # floors -(n - h) / 2: one pixel further for odd paddings
+
+
+def _placement_short(h, w):
+    _, r, c = app_placement_solution(h, w)
+    return 20 / min(h, w), r, c
+
+
+def _placement_swapped(h, w):
+    scale, r, c = app_placement_solution(h, w)
+    return scale, c, r
+
+
+app_placement = Exercise(
+    "app_placement", app_placement_solution, app_placement_solution, _placement_cases,
+    "matches the model answer for tall, wide and square boxes, with odd and even paddings",
+    mistakes=[
+        ("the corner is on the wrong side: the padding goes above and to the left of the crop, so the square's "
+         "corner has negative crop coordinates, -((n - h) // 2).", _placement_plus),
+        ("the padding is a whole number of pixels: (n - h) // 2, not (n - h) / 2, so an odd difference puts the "
+         "extra pixel below (or to the right).", _placement_halves),
+        ("-(n - h) // 2 floors the negative number, one pixel too far up (or left) when n - h is odd; the padding "
+         "is (n - h) // 2 whole pixels, so negate it afterwards: -((n - h) // 2).", _placement_floor_of_negative),
+        ("you scaled by the short side; the square's side is the long one, n = max(h, w), and it becomes 20 "
+         "pixels: 20 / n.", _placement_short),
+        ("rows and columns are swapped: anchor_row comes from the padding of the rows, (n - h) // 2.",
+         _placement_swapped),
+        ("the anchor is the crop's own corner, (0, 0): the shorter side was padded to make the square, so the "
+         "square's corner lies outside the crop.", lambda h, w: (20 / max(h, w), 0, 0)),
+        ("the square becomes 20x20 and is then padded to 28x28; the scale is 20 / n, not 28 / n.",
+         lambda h, w: (28 / max(h, w),) + app_placement_solution(h, w)[1:]),
+    ],
+    returns=("scale", "anchor_row", "anchor_col"),
+    hint_text="The square's side is n = max(h, w); what scale shrinks it to 20x20? Then count the rows of padding "
+              "above the crop (whole pixels, the smaller half of n - h): the square's top-left corner lies that many "
+              "rows above the crop's own corner (0, 0), so its row is negative. The same for the columns.",
+    rtol=1e-9, atol=1e-9,
 )
