@@ -209,3 +209,4 @@ def test_notebook_with_solutions_reports_a_tick_from_every_check(path, tmp_path)
     for cell in checks:
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert text.startswith("✓") and "✗" not in text and "not done" not in text, (cell.source, text)
+        assert not [o for o in cell.outputs if o.get("output_type") == "execute_result"], cell.source  # no bare True
