@@ -172,7 +172,9 @@ def test_the_shipped_cnn_scores_at_least_99_2_percent_from_the_command_line():
     acc = float(re.search(r"test accuracy: ([\d.]+)%", done.stdout).group(1))
     assert acc >= 99.2, done.stdout
     _, _, header = M.load(path)
-    assert header["test_acc"] >= 0.992 and header["num_epochs"] == len(header["dev_acc_per_epoch"])
+    # The accuracy the file records (which notebooks and the app quote) is the one just measured: within the
+    # printed rounding and an image or two that another BLAS kernel may round the other way.
+    assert header["test_acc"] == pytest.approx(acc / 100, abs=2e-4), (header["test_acc"], done.stdout)
 
 
 def test_a_channels_first_cnn_file_from_an_older_npnet_is_refused_with_the_fix(tmp_path):

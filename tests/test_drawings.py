@@ -217,6 +217,23 @@ def test_a_save_cut_short_by_a_crash_loses_only_that_drawing(path):
     assert np.array_equal(drawings[2].image(), first[2].image())
 
 
+def test_each_save_is_fsynced_after_its_line_is_written(path, monkeypatch):
+    first, second = D.generated_drawings(2, np.random.default_rng(4))
+    D.append_drawing(first)                              # creates the file (and fsyncs its folder)
+    synced, real_fsync = [], D.os.fsync
+
+    def spy(fd):                                         # the file's size when fsync is asked for on the file itself
+        st, file = D.os.fstat(fd), path.stat()
+        if (st.st_dev, st.st_ino) == (file.st_dev, file.st_ino):
+            synced.append(st.st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(D.os, "fsync", spy)
+    D.append_drawing(second)
+    assert synced == [path.stat().st_size]               # once, on the file itself, with the new line in it
+    assert len(lines(path)) == 2
+
+
 def test_a_write_that_fails_part_way_is_taken_back(path, monkeypatch):
     first, second = D.generated_drawings(2, np.random.default_rng(3))
     D.append_drawing(first)

@@ -4,6 +4,7 @@ The last test runs every notebook with each 'Your turn' stub replaced by its sol
 every check cell: it proves the notebooks' wiring, not only the checker.
 """
 
+import copy
 import importlib
 import json
 import pkgutil
@@ -51,8 +52,9 @@ def test_attribute_name_is_the_learners_function_name(name, ex):
 
 @pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
 def test_solution_passes(name, ex, capsys):
-    assert ex.check(ex.solution_fn) is True
+    assert ex.check(ex.solution_fn) is None             # a check cell shows the message alone, no bare True
     assert capsys.readouterr().out.startswith("✓")
+    assert ex.diagnose(ex.solution_fn)[0] == "pass"
 
 
 @pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
@@ -64,26 +66,59 @@ def test_solution_source_defines_the_learners_function(name, ex):
 
 @pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
 def test_stub_is_not_done_yet_and_does_not_raise(name, ex, capsys):
-    assert ex.check(_stub) is False
+    assert ex.check(_stub) is None
     assert capsys.readouterr().out.startswith("· not done yet")
     verdict, message = ex.diagnose(lambda *args: None)
     assert verdict == "not done" and "forget `return`" in message
 
 
-@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def _arrays_in(args):
+    return [a for a in args if isinstance(a, np.ndarray) and a.size]
+
+
+WITH_ARRAYS = [(name, ex) for name, ex in EXERCISES
+               if any(_arrays_in(args) for args in ex.cases(np.random.default_rng(ex.seed)))]
+
+
+@pytest.mark.parametrize("name,ex", WITH_ARRAYS, ids=[name for name, _ in WITH_ARRAYS])
 def test_an_answer_that_changes_its_input_in_place_is_caught(name, ex):
     def scribbles(*args):
         out = ex.solution_fn(*args)
-        for a in args:
-            if isinstance(a, np.ndarray) and a.size and a.dtype.kind == "f":
-                a.flat[0] += 1.0
-                break
-        else:
-            pytest.skip("no float array argument to change")
+        for a in _arrays_in(args)[:1]:                  # float, integer (labels) or boolean: any array will do
+            a.flat[0] = not a.flat[0] if a.dtype == bool else a.flat[0] + 1
         return out
 
     verdict, message = ex.diagnose(scribbles)
     assert verdict == "wrong" and "in place" in message, message
+
+
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
+def test_every_argument_is_a_watched_array_or_cannot_be_changed(name, ex):
+    """diagnose watches ndarray arguments for in-place changes; any other argument must be immutable (fit_box and
+    conv_cost take only ints), or an answer could change it unseen: a list, for one, is not watched."""
+    def watched_or_immutable(a):
+        if isinstance(a, tuple):
+            return all(watched_or_immutable(x) for x in a)
+        return isinstance(a, (np.ndarray, int, float, str, np.generic)) or a is None
+
+    for args in ex.cases(np.random.default_rng(ex.seed)):
+        assert all(watched_or_immutable(a) for a in args), (name, [type(a) for a in args])
+
+
+WITH_NUMERICAL = [(name, ex) for name, ex in EXERCISES if ex.numerical is not None]
+
+
+@pytest.mark.parametrize("name,ex", WITH_NUMERICAL, ids=[name for name, _ in WITH_NUMERICAL])
+def test_diagnose_checks_the_reference_against_central_differences(name, ex):
+    """A reference whose gradient is 1% too large, and an answer that copies it, are caught by the numerical step."""
+    def one_percent_off(*args):
+        out = ex.solution_fn(*args)
+        return tuple(1.01 * o for o in out) if isinstance(out, tuple) else 1.01 * out
+
+    broken = copy.copy(ex)
+    broken.reference = one_percent_off
+    verdict, message = broken.diagnose(one_percent_off)
+    assert verdict == "wrong" and "not central differences" in message, message
 
 
 @pytest.mark.parametrize("name,ex", EXERCISES, ids=IDS)
@@ -174,3 +209,4 @@ def test_notebook_with_solutions_reports_a_tick_from_every_check(path, tmp_path)
     for cell in checks:
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert text.startswith("✓") and "✗" not in text and "not done" not in text, (cell.source, text)
+        assert not [o for o in cell.outputs if o.get("output_type") == "execute_result"], cell.source  # no bare True

@@ -102,3 +102,20 @@ def test_whole_mlp_gradients():
     errors = gradcheck.check_model(model, X, y)
     assert list(errors) == ["layer0.W", "layer0.b", "layer2.W", "layer2.b", "layer4.W", "layer4.b"]
     assert max(errors.values()) < 1e-6, errors
+
+
+def test_softmax_subtracts_each_rows_own_max():
+    # Rows on very different scales: a max over the whole batch would underflow the second row to 0/0.
+    logits = np.array([[1000.0, 1001.0, 999.0], [0.0, 1.0, -1.0], [-800.0, -799.0, -801.0]])
+    row = np.exp([0.0, 1.0, -1.0]) / np.exp([0.0, 1.0, -1.0]).sum()
+    assert np.allclose(softmax(logits), [row] * 3, rtol=1e-12, atol=0)
+    assert np.allclose(log_softmax(logits), [np.log(row)] * 3, rtol=1e-12, atol=0)
+
+
+def test_mlp_ends_in_a_dense_layer_whose_logits_can_be_negative():
+    from npnet.model import forward, mlp
+
+    model = mlp((6, 5, 4, 3), np.random.default_rng(0))
+    assert [type(layer).__name__ for layer in model] == ["Dense", "ReLU", "Dense", "ReLU", "Dense"]
+    logits = forward(model, np.random.default_rng(1).standard_normal((50, 6)).astype(np.float32))
+    assert (logits < 0).any()                                  # no ReLU on the logits

@@ -67,14 +67,47 @@ def _edit_header(src, dst, edit):
     return _rewrite(src, dst, change)
 
 
-def test_tampered_weights_are_rejected(tmp_path):
-    path = M.save(tmp_path / "m.npz", small_model(), STATS)
+def test_a_bit_flipped_in_any_array_or_in_the_header_is_rejected(tmp_path):
+    path = M.save(tmp_path / "m.npz", small_model(), STATS, recipe="test")
+    with zipfile.ZipFile(path) as z:
+        members = z.namelist()
+    arrays = [f"layer{i}.{k}.npy" for i in (0, 2) for k in "Wb"] + ["norm_stats.npy"]
+    assert sorted(members) == sorted(arrays + ["header.npy"])
 
-    def flip(name, raw):
-        return raw[:-1] + bytes([raw[-1] ^ 1]) if name == "layer0.W.npy" else raw
+    def flip(target):
+        def change(name, raw):
+            if name != target:
+                return raw
+            if name == "header.npy":                     # the JSON is stored as UTF-32: 'test' becomes 'tesu'
+                word = "test".encode("utf-32-le")
+                assert raw.count(word) == 1
+                return raw.replace(word, "tesu".encode("utf-32-le"))
+            return raw[:-1] + bytes([raw[-1] ^ 1])       # the last value's lowest exponent bit: finite, but changed
+        return change
 
-    with pytest.raises(M.ModelError, match="checksum mismatch"):
-        M.load(_rewrite(path, tmp_path / "bad.npz", flip))
+    for target in members:
+        bad = _rewrite(path, tmp_path / f"bad-{target}.npz", flip(target))
+        with pytest.raises(M.ModelError, match="checksum mismatch"):
+            M.load(bad)
+            pytest.fail(f"a changed {target} was loaded")
+
+
+def test_the_checksum_covers_every_arrays_name_dtype_shape_and_bytes():
+    model = small_model()
+    arrays = {**modelfile._arrays(model), "norm_stats": np.asarray(STATS, np.float32)}
+    header = {"format": modelfile.FORMAT, "layers": [layer.spec() for layer in model]}
+    digest = modelfile._digest(header, arrays)
+    assert modelfile._digest({**header, "sha256": "anything"}, arrays) == digest   # only the checksum is left out
+    assert modelfile._digest({**header, "recipe": "x"}, arrays) != digest
+    for key, a in arrays.items():
+        changed = a.copy()
+        changed.flat[-1] += 1
+        assert modelfile._digest(header, {**arrays, key: changed}) != digest, key
+        assert modelfile._digest(header, {**arrays, key: a.reshape(-1, 1)}) != digest, key
+        assert modelfile._digest(header, {**arrays, key: a.view(np.int32)}) != digest, key
+        renamed = {("z" + k if k == key else k): v for k, v in arrays.items()}
+        assert modelfile._digest(header, renamed) != digest, key
+    assert "norm_stats" in arrays and len(arrays) == 5
 
 
 @pytest.mark.parametrize("edit", [

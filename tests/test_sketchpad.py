@@ -131,13 +131,24 @@ def test_throttled_updates_while_drawing(models):
     assert lazy.predictions
 
 
-def test_a_late_client_gets_the_canvas_redrawn(pad):
-    from ipycanvas.canvas import _CANVAS_MANAGER
+def test_a_late_client_gets_the_switch_to_this_canvas_and_the_drawing_again(pad, monkeypatch):
+    """ipycanvas (issue 322) sends 'switch to this canvas' once per kernel; a client that connects later needs it again."""
+    from ipycanvas.canvas import _CANVAS_MANAGER, COMMANDS
 
-    _CANVAS_MANAGER._current_canvas = pad.canvas
+    from ipywidgets import widget_serialization
+
+    draw_with_mouse(pad, S.digit_strokes(7, np.random.default_rng(0))[0])
+    sent = []
+    monkeypatch.setattr(_CANVAS_MANAGER, "_send_custom", lambda command, buffers=[]: sent.append(command))
+    _CANVAS_MANAGER._current_canvas = pad.canvas     # the first client was told already, as a live kernel would be
     pad.canvas._handle_frontend_event(None, {"event": "client_ready"}, [])
-    assert _CANVAS_MANAGER._caching is False        # held drawing was flushed and caching restored
-    assert _CANVAS_MANAGER._current_canvas is pad.canvas  # the switch command was sent again
+    assert len(sent) == 1                            # one held batch of commands ...
+    batch = sent[0]
+    switch = [COMMANDS["switchCanvas"], [widget_serialization["to_json"](pad.canvas, None)]]
+    assert batch[0] == switch                        # ... that starts by naming this canvas again
+    codes = [command[0] for command in batch[1:]]
+    assert codes.count(COMMANDS["strokeLines"]) == len(pad.strokes) > 0   # and redraws every stroke
+    assert _CANVAS_MANAGER._caching is False
 
 
 def test_an_error_while_drawing_does_not_leave_the_canvas_on_hold(pad):

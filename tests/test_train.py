@@ -96,3 +96,36 @@ def test_same_seed_same_weights_and_training_learns():
     assert len(history["step_loss"]) == 2 * 8 and len(history["dev_acc"]) == 2
     assert history["epoch_loss"][1] < history["epoch_loss"][0]
     assert history["train_acc"][-1] > 0.5  # chance is 0.1
+
+
+class Recorder:
+    """An optimizer stand-in that records the lr it holds at each step and changes nothing."""
+
+    def __init__(self):
+        self.lr, self.seen = None, []
+
+    def step(self):
+        self.seen.append(self.lr)
+
+
+def test_each_epoch_loss_is_the_mean_of_its_step_losses():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 3)).astype(np.float32), rng.integers(0, 2, 10)
+    model = M.mlp((3, 4, 2), rng)
+    history = fit(model, SGD(model, lr=0.5), X, y, num_epochs=2, batch_size=4, rng=rng, progress=False)
+    steps = history["step_loss"]
+    assert len(steps) == 6 and len(set(steps)) == 6          # the steps differ, so a mean and a last one differ
+    assert history["epoch_loss"] == pytest.approx([np.mean(steps[:3]), np.mean(steps[3:])], rel=1e-12)
+
+
+def test_fit_gives_epoch_k_the_rate_schedule_k_before_its_first_step():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 3)).astype(np.float32), rng.integers(0, 2, 10)
+    optimizer = Recorder()
+    fit(M.mlp((3, 4, 2), rng), optimizer, X, y, num_epochs=3, batch_size=4, rng=rng, progress=False,
+        lr_schedule=lambda epoch: 10.0 ** -epoch)
+    assert optimizer.seen == [1.0] * 3 + [0.1] * 3 + [0.01] * 3   # 3 steps per epoch; epoch 0 gets schedule(0)
+    optimizer = Recorder()
+    optimizer.lr = 0.25
+    fit(M.mlp((3, 4, 2), rng), optimizer, X, y, num_epochs=2, batch_size=4, rng=rng, progress=False)
+    assert optimizer.seen == [0.25] * 6                          # no schedule: the optimizer's own lr, untouched

@@ -4,11 +4,14 @@ Each notebook has its own module (`npnet.exercises.nb01`, ...), holding its exer
 In a notebook:
 
     from npnet.exercises import nb01 as ex
-    ex.softmax.check(softmax)   # ✓ / ✗ with a diagnosis / · not done yet
+    ex.softmax.check(softmax)   # prints ✓ / ✗ with a diagnosis / · not done yet
     ex.softmax.hint()           # a nudge
     ex.softmax.solution()       # the model answer's code
 
-`check` never raises: a notebook runs top to bottom whether or not the learner has answered.
+`check` never raises, even under np.seterr(all="raise"): a notebook runs top to bottom whether or not the learner
+has answered. It returns None, so that a check cell shows only its message; `diagnose` gives the verdict as data.
+Besides the values, the types are checked: counts must be integers, and an answer must give float32 for float32
+inputs wherever the reference does (a float64 leak doubles memory and slows every later step).
 """
 
 import copy
@@ -21,6 +24,12 @@ import numpy as np
 NOT_DONE = "· not done yet: the notebook goes on with npnet's own version. {name}.hint() gives a nudge."
 RETURNED_NONE = ("· not done yet: it returned None{which}. If you have written the body, did you forget `return`? "
                  "{name}.hint() gives a nudge.")
+COUNTS = ("{name} gives the right numbers{which}, but as floats: they are counts, so make them integers "
+          "(np.zeros(..., dtype=int), // rather than /, or .astype(int) at the end).")
+FLOAT64_LEAK = ("{name} gives the right numbers{which}, but turns float32 inputs into float64: keep the input's dtype, "
+                "as npnet does (float64 doubles the memory and slows every later step). It creeps in from "
+                "np.zeros(shape) without dtype=x.dtype, from .astype(float), or from a NumPy float64 number such as "
+                "np.sqrt(2); Python numbers keep float32.")
 
 
 class Exercise:
@@ -37,22 +46,24 @@ class Exercise:
     returns    names of the outputs, e.g. ("dW", "db"), used in messages
     raised_note  optional: a sentence added when the learner's function raises, e.g. about the array layout
     rtol, atol tolerances for comparing outputs
+    float32    whether to probe "float32 in, float32 out": the first case with its float64 arrays as float32; an
+               output the reference gives as float32 there (and as float64 on the case itself) must be float32
     """
 
     def __init__(self, name, reference, solution, cases, verified, mistakes, hint_text,
-                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0, raised_note=None):
+                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0, raised_note=None, float32=True):
         self.name, self.reference, self.solution_fn = name, reference, solution
         self.cases, self.verified, self.mistakes = cases, verified, mistakes
         self.numerical, self.hint_text, self.returns = numerical, hint_text, returns
         self.raised_note = raised_note
-        self.rtol, self.atol, self.seed = rtol, atol, seed
+        self.rtol, self.atol, self.seed, self.float32 = rtol, atol, seed, float32
 
     # -- what the learner calls -------------------------------------------------------------------------
     def check(self, fn):
-        """Run fn on every case; print one line (✓, ✗ with a diagnosis, or · not done yet); return True/False."""
+        """Run fn on every case and print one line: ✓, ✗ with a diagnosis, or · not done yet. Returns None, so a
+        notebook cell shows the message alone; diagnose(fn) gives the verdict."""
         verdict, message = self.diagnose(fn)
         print(message)
-        return verdict == "pass"
 
     def hint(self):
         """Print a nudge."""
@@ -69,7 +80,18 @@ class Exercise:
 
     # -- how the verdict is reached ---------------------------------------------------------------------
     def diagnose(self, fn):
-        """('pass' | 'mistake' | 'wrong' | 'not done', message) for the learner's function fn."""
+        """('pass' | 'mistake' | 'wrong' | 'not done', message) for the learner's function fn. Never raises: NumPy's
+        floating-point errors are ignored throughout (whatever np.seterr says), and an output object that breaks
+        the comparison is reported as wrong."""
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                return self._diagnose(fn)
+            except Exception as e:  # e.g. a list subclass whose __iter__ raises: the learner's, so reported
+                return "wrong", (f"✗ {self.name}: its result could not be compared with the answer "
+                                 f"({type(e).__name__}: {e}); return NumPy arrays or numbers")
+
+    def _diagnose(self, fn):
         cases = self.cases(np.random.default_rng(self.seed))
         expected = [_call(self.reference, args) for args in cases]
         outputs = []
@@ -92,9 +114,12 @@ class Exercise:
             outputs.append(out)
         bad = [i for i, (out, want) in enumerate(zip(outputs, expected)) if not self._close(out, want)]
         if not bad:
+            problem = self._dtype_problem(fn, cases, outputs, expected)
+            if problem is not None:
+                return problem
             if self.numerical is not None:
                 for args, out in zip(cases, outputs):
-                    numeric = self.numerical(*copy.deepcopy(args))
+                    numeric = self.numerical(*_as_float64(copy.deepcopy(args)))
                     if not self._close(out, numeric, rtol=1e-5, atol=1e-6):
                         return "wrong", (f"✗ {self.name} matches npnet but not central differences on "
                                          f"{_describe(args)}: look at the finite-difference check")
@@ -104,6 +129,31 @@ class Exercise:
                 return "mistake", f"✗ {message}"
         i = bad[0]
         return "wrong", f"✗ {self.name}: {_difference(outputs[i], expected[i], self.returns)} on {_describe(cases[i])}"
+
+    def _dtype_problem(self, fn, cases, outputs, expected):
+        """(verdict, message) if the values are right but their type is not: counts as floats, or float64 from
+        float32 inputs where the reference keeps float32. None if the types are right."""
+        for out, want in zip(outputs, expected):
+            for k, (o, w) in enumerate(zip(_outputs(out, want), _outputs(want, want))):
+                if _is_count(w) and _is_float(o):
+                    return "mistake", "✗ " + COUNTS.format(name=self.name, which=self._which(k, want))
+        probe = _as_float32(cases[0])
+        if not self.float32 or probe is None:
+            return None
+        want, out = _call(self.reference, probe), _call(fn, probe, watch=True)
+        if isinstance(out, (_Raised, _Mutated)) or not self._close(out, want, rtol=1e-3, atol=1e-4):
+            what = f"raised {out.text}" if isinstance(out, _Raised) else "changed an argument in place" \
+                if isinstance(out, _Mutated) else _difference(out, want, self.returns, rtol=1e-3, atol=1e-4)
+            return "wrong", f"✗ {self.name}, given float32 arrays, {what} on {_describe(probe)}"
+        before = _outputs(expected[0], expected[0])
+        for k, (o, w) in enumerate(zip(_outputs(out, want), _outputs(want, want))):
+            if _dtype(before[k]) == np.float64 and _dtype(w) == np.float32 and _dtype(o) == np.float64:
+                return "mistake", "✗ " + FLOAT64_LEAK.format(name=self.name, which=self._which(k, want))
+        return None
+
+    def _which(self, k, want):
+        """' for dW': which output, when there are several."""
+        return f" for {self.returns[k]}" if self.returns and isinstance(want, tuple) and len(want) > 1 else ""
 
     def _arg_name(self, index):
         names = list(inspect.signature(self.solution_fn).parameters)
@@ -172,8 +222,36 @@ def _real(x):
             if np.iscomplexobj(x) and np.any(np.imag(x) != 0):
                 return None
             return np.asarray(np.real(x), np.float64)
-    except (TypeError, ValueError):
+    except Exception:  # an odd object may raise anything from __array__, __float__ or __len__
         return None
+
+
+def _dtype(x):
+    """The NumPy dtype of an array or NumPy number; None for anything else (a Python float has no fixed width)."""
+    return x.dtype if isinstance(x, (np.ndarray, np.generic)) else None
+
+
+def _is_count(x):
+    """Integers, not booleans: a Python or NumPy int, or an integer array."""
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    return isinstance(x, (int, np.integer)) or (isinstance(x, np.ndarray) and x.dtype.kind in "iu")
+
+
+def _is_float(x):
+    return isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.dtype.kind == "f")
+
+
+def _as_float32(args):
+    """args with each float64 array as float32, or None if there is none."""
+    if not any(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in args):
+        return None
+    return tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float64 else a for a in args)
+
+
+def _as_float64(args):
+    """args with each float array as float64: central differences are taken in float64."""
+    return tuple(a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
 
 
 def _describe(args):
@@ -182,7 +260,7 @@ def _describe(args):
     return "inputs " + ", ".join(shapes)
 
 
-def _difference(out, want, names=None):
+def _difference(out, want, names=None, rtol=1e-5, atol=1e-7):
     """Say how an output differs from the expected one: count, shape, transposition, NaN, or size."""
     outs, wants = _outputs(out, want), _outputs(want, want)
     if len(outs) != len(wants):
@@ -199,7 +277,7 @@ def _difference(out, want, names=None):
             return f"{which}shape {o.shape}, expected {w.shape}{hint}"
         if not np.all(np.isfinite(o)) and np.all(np.isfinite(w)):
             return f"{which}contains NaN or inf where the answer is finite"
-        if not np.allclose(o, w, rtol=1e-5, atol=1e-7):
+        if not np.allclose(o, w, rtol=rtol, atol=atol):
             err = np.abs(o - w).max()
             return f"{which}largest difference {err:.3g} from the answer (whose largest entry is {np.abs(w).max():.3g})"
     return "differs from the answer"

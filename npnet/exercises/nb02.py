@@ -18,7 +18,7 @@ def dense_backward_solution(X, W, dout):
 
 
 def _dense_reference(X, W, dout):
-    layer = Dense(*W.shape, dtype=np.float64)
+    layer = Dense(*W.shape, dtype=X.dtype)                  # float32 in, float32 out, as in training
     layer.params["W"][...] = W
     layer.forward(X)
     dX = layer.backward(dout)
@@ -113,7 +113,8 @@ relu_backward = Exercise(
 # -- one Adam step ------------------------------------------------------------------------------------------
 def adam_step_solution(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step for one array. t is this step's number, 1 for the first step.
-    param, grad, m, v: arrays of one shape -> (new param, new m, new v), each of that shape."""
+    param, grad, m, v: arrays of one shape -> (new param, new m, new v), new arrays of that shape and dtype.
+    Not in place: param, m and v are left as they were (npnet.Adam updates in place; this function returns)."""
     m = beta1 * m + (1 - beta1) * grad            # running mean of the gradient
     v = beta2 * v + (1 - beta2) * grad ** 2       # running mean of its square
     m_hat = m / (1 - beta1 ** t)                  # bias correction: m and v start at 0
@@ -135,7 +136,7 @@ class _OneArray:
 
 
 def _adam_reference(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    param, grad = np.array(param, np.float64), np.array(grad, np.float64)
+    param, grad = np.array(param), np.array(grad)          # copies, in their own dtype: the step works on them
     opt = Adam([_OneArray(param, grad)], lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     opt.m[0][...], opt.v[0][...], opt.t = m, v, t - 1    # npnet counts steps itself: t - 1 steps done so far
     opt.step()
