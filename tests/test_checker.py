@@ -194,3 +194,11 @@ def test_adam_step_is_documented_and_checked_as_not_in_place():
 
     verdict, message = nb02.adam_step.diagnose(in_place)
     assert verdict == "wrong" and "changed its argument `param` in place" in message, message
+
+
+def test_a_wrong_shape_of_another_rank_is_reported_not_raised():
+    # A 4-D answer where a 2-D one is expected (im2col without its final reshape) once raised IndexError
+    # from the channels-first hint, which read w.shape[3] of a 2-D answer.
+    from npnet.exercises import _difference
+    message = _difference(np.zeros((2, 3, 3, 4)), np.zeros((18, 4)))
+    assert message == "shape (2, 3, 3, 4), expected (18, 4)", message

@@ -15,10 +15,12 @@ def test_other_correct_forms_of_the_nearest_mean_classifier_pass():
     answers = [
         lambda Xt, yt, X: np.linalg.norm(X[:, None, :] - np.stack(_means(Xt, yt))[None], axis=2).argmin(axis=1),
         lambda Xt, yt, X: np.stack([np.sqrt(((X - m) ** 2).sum(axis=1)) for m in _means(Xt, yt)], axis=1).argmin(axis=1),
-        lambda Xt, yt, X: nb01.nearest_mean_solution(Xt, yt, X).astype(float),     # labels as floats
     ]
     for answer in answers:
         assert nb01.nearest_mean.diagnose(answer)[0] == "pass"
+    as_floats = lambda Xt, yt, X: nb01.nearest_mean_solution(Xt, yt, X).astype(float)     # right labels, as floats
+    verdict, message = nb01.nearest_mean.diagnose(as_floats)
+    assert verdict == "mistake" and "as floats" in message, message
 
 
 def test_nearest_mean_mistakes_written_differently_are_still_named():

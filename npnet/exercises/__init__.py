@@ -24,7 +24,7 @@ import numpy as np
 NOT_DONE = "· not done yet: the notebook goes on with npnet's own version. {name}.hint() gives a nudge."
 RETURNED_NONE = ("· not done yet: it returned None{which}. If you have written the body, did you forget `return`? "
                  "{name}.hint() gives a nudge.")
-COUNTS = ("{name} gives the right numbers{which}, but as floats: they are counts, so make them integers "
+COUNTS = ("{name} gives the right numbers{which}, but as floats: they are whole numbers (counts or labels), so make them integers "
           "(np.zeros(..., dtype=int), // rather than /, or .astype(int) at the end).")
 FLOAT64_LEAK = ("{name} gives the right numbers{which}, but turns float32 inputs into float64: keep the input's dtype, "
                 "as npnet does (float64 doubles the memory and slows every later step). It creeps in from "
@@ -272,7 +272,7 @@ def _difference(out, want, names=None, rtol=1e-5, atol=1e-7):
         o, w = _real(o), _real(w)
         if o.shape != w.shape:
             hint = ": is it transposed?" if o.shape == w.shape[::-1] else ""
-            if o.ndim == 4 and o.shape == (w.shape[0], w.shape[3], w.shape[1], w.shape[2]):
+            if o.ndim == w.ndim == 4 and o.shape == (w.shape[0], w.shape[3], w.shape[1], w.shape[2]):
                 hint = ": its axes look like (N, C, H, W), but npnet's layout is channels last, (N, H, W, C)"
             return f"{which}shape {o.shape}, expected {w.shape}{hint}"
         if not np.all(np.isfinite(o)) and np.all(np.isfinite(w)):
