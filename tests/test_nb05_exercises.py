@@ -110,6 +110,27 @@ def im2col_unrelated_crash(x, k, stride):            # a bug that has nothing to
     return np.zeros((N, H, W, C)).reshape(-1, k * k * C + 1)
 
 
+def im2col_columns_then_rows(x, k, stride):         # loops j outside i: rows ordered (n, j, i)
+    N, H, W, C = x.shape
+    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    return np.array([x[n, i * stride:i * stride + k, j * stride:j * stride + k].ravel()
+                     for n in range(N) for j in range(Wo) for i in range(Ho)])
+
+
+def im2col_fortran_order(x, k, stride):              # each patch flattened column-major
+    N, H, W, C = x.shape
+    Ho, Wo = (H - k) // stride + 1, (W - k) // stride + 1
+    return np.array([x[n, i * stride:i * stride + k, j * stride:j * stride + k].flatten(order="F")
+                     for n in range(N) for i in range(Ho) for j in range(Wo)])
+
+
+def test_im2col_row_and_column_orders_are_named():
+    v, message = verdict(ex.im2col, im2col_columns_then_rows)
+    assert v == "mistake" and "(n, j, i)" in message
+    v, message = verdict(ex.im2col, im2col_fortran_order)
+    assert v == "mistake" and "order='F'" in message
+
+
 def test_im2col_right_answer_passes():
     assert verdict(ex.im2col, im2col_right)[0] == "pass"
 

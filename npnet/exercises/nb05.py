@@ -362,6 +362,12 @@ im2col = _Exercise05(
          "order.", _patch_reversed),
         ("the rows are ordered (i, j, n), but Conv2D reshapes cols @ W to (N, Ho, Wo, F): the image index n must "
          "vary slowest, then the output row i, then the output column j.", _rows_ijn),
+        ("the rows are ordered (n, j, i): the output column j changes slower than the row i. Loop over i outside j, so "
+         "that the rows run (n, i, j) and cols @ W reshapes to (N, Ho, Wo, F).",
+         lambda x, k, s: _as_cols(_windows(x, k, s), 0, 2, 1, 4, 5, 3)),
+        ("each patch is flattened column-major (order='F'), which gives the order (c, v, u): flatten it row-major, "
+         "NumPy's default, to get (u, v, c), the order of K.reshape(-1, F).",
+         lambda x, k, s: _as_cols(_windows(x, k, s), 0, 1, 2, 3, 5, 4)),
         ("the stride is missing: with stride s there are Ho = (H - k) // s + 1 output rows, and patch (i, j) starts "
          "at pixel (i·s, j·s).", lambda x, k, s: conv.im2col(x, k, 1)),
         ("the size is right, but patch (i, j) starts at pixel (i, j): with stride s it starts at (i·s, j·s).",
