@@ -6,7 +6,84 @@ import numpy as np
 from .. import conv
 from ..gradcheck import numerical_grad
 from ..layers import Dropout
-from . import Exercise
+from . import Exercise, _Mutated, _Raised, _call, _describe, _outputs, _real
+
+
+class _Exercise05(Exercise):
+    """An Exercise that also names mistakes no single wrong function stands for.
+
+    shape_mistake  (output, expected, args) -> message or None, looked at on every case before any comparison
+    probes         [(exercise, learner's fn, cases) -> message or None]: tried, in order, when the learner's function raises
+                   or gives a wrong answer that no listed mistake explains (e.g. "right on square images only")
+    to_nchw        args -> the same args with the images channels first: a raise gets the layout note (raised_note)
+                   only if the function, handed that layout, no longer raises
+    explain        (output, expected) -> message or None: a plainer report of a wrong output than the generic one
+    """
+
+    def __init__(self, *args, shape_mistake=None, probes=(), to_nchw=None, explain=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shape_mistake, self.probes, self.to_nchw, self.explain = shape_mistake, probes, to_nchw, explain
+
+    def correct_on(self, fn, args):
+        out = _call(fn, args)
+        return not isinstance(out, (_Raised, _Mutated)) and self._close(out, _call(self.reference, args))
+
+    def diagnose(self, fn):
+        cases = self.cases(np.random.default_rng(self.seed))
+        raised = None
+        for args in cases:
+            out = _call(fn, args, watch=True)
+            if isinstance(out, _Raised):
+                if isinstance(out.error, NotImplementedError):
+                    return super().diagnose(fn)
+                raised = (args, out)
+                break
+            if isinstance(out, _Mutated):
+                return super().diagnose(fn)
+            want = _call(self.reference, args)
+            if any(o is None for o in _outputs(out, want)):
+                return super().diagnose(fn)
+            if self.shape_mistake is not None:
+                message = self.shape_mistake(out, want, args)
+                if message:
+                    return "mistake", f"✗ {message}"
+        if raised is None:
+            verdict, message = super().diagnose(fn)
+            if verdict != "wrong" or message.startswith(f"✗ {self.name} matches npnet but not"):
+                return verdict, message
+        for probe in self.probes:
+            found = probe(self, fn, cases)
+            if found:
+                return "mistake", f"✗ {found}"
+        if raised is not None:
+            args, out = raised
+            note = ""
+            if self.raised_note and (self.to_nchw is None or all(
+                    not isinstance(_call(fn, self.to_nchw(a)), _Raised) for a in cases)):
+                note = f". {self.raised_note}"
+            return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}{note}"
+        if self.explain is not None:
+            for args in cases:
+                out, want = _call(fn, args), _call(self.reference, args)
+                if not self._close(out, want):
+                    found = self.explain(out, want)
+                    if found:
+                        return "wrong", f"✗ {self.name}: {found} on {_describe(args)}"
+                    break
+        return verdict, message
+
+
+def _works_only_where(easy, message):
+    """A probe: the answer is right on every case where easy(args) and wrong (or raises) on another."""
+    def probe(ex, fn, cases):
+        good = [ex.correct_on(fn, a) for a in cases]
+        flags = [easy(a) for a in cases]
+        if any(flags) and all(g for g, f in zip(good, flags) if f) and not all(good):
+            bad = next(a for a, g in zip(cases, good) if not g)
+            return message(bad)
+        return None
+    return probe
+
 
 
 # -- inverted dropout ---------------------------------------------------------------------------------------
@@ -55,7 +132,43 @@ def _keep(u, p):
     return u >= p
 
 
-dropout = Exercise(
+def _training_cases(cases):
+    return [args for args in cases if args[3] and args[1] > 0]
+
+
+def _dropout_own_draws(ex, fn, cases):
+    """Probe: the output changes from call to call, or drops units that u keeps while scaling the rest by 1/(1 - p)."""
+    for args in _training_cases(cases):
+        first, second = _real(_call(fn, args)), _real(_call(fn, args))
+        if first is None or second is None or first.shape != args[0].shape:
+            return None
+        if not np.array_equal(first, second):
+            return ("dropout gives a different output each time it is called on the same input: it draws its own "
+                    "random numbers. Use the draws u you are given, keeping a unit where u >= p, so that it can be "
+                    "compared with npnet's layer draw for draw.")
+    for args in _training_cases(cases):
+        x, p, u, _ = args
+        out = _real(_call(fn, args))
+        kept = out != 0
+        if not np.allclose(out, x * kept / (1 - p)) or np.array_equal(kept, _keep(u, p)):
+            return None
+    return ("the kept units are scaled right, but they are not the units u keeps: use the draws you are given, "
+            "keeping a unit where u >= p, rather than drawing your own.")
+
+
+def _dropout_returns_mask(ex, fn, cases):
+    """Probe: in training, the output is the (scaled) mask itself, not x times it."""
+    for args in _training_cases(cases):
+        x, p, u, _ = args
+        out = _real(_call(fn, args))
+        if out is None or out.shape != x.shape or not any(
+                np.allclose(out, _keep(u, p) * scale) for scale in (1, 1 / (1 - p))):
+            return None
+    return ("in training dropout returns the mask (1 for a kept unit, or 1/(1 - p)), not the activations: multiply x "
+            "by it.")
+
+
+dropout = _Exercise05(
     "dropout", _dropout_reference, dropout_solution, _dropout_cases,
     "matches npnet's Dropout draw for draw on batches of 1, 7, 8, 64 and a 4-D batch, for p = 0, 0.2, 0.3 and 0.5 "
     "(draws exactly equal to p included), in training and in evaluation mode",
@@ -84,10 +197,14 @@ dropout = Exercise(
         ("you keep where u > p: a draw exactly equal to p is dropped, but npnet (and the docstring) keep where "
          "u >= p, so the two masks differ on such draws.",
          lambda x, p, u, t: x * (u > p) / (1 - p) if t else x),
+        ("the kept units are divided by the share of units kept in this batch: divide by 1 - p, the probability of "
+         "keeping a unit, a constant that npnet's layer (and evaluation mode) can rely on, not by a batch statistic.",
+         lambda x, p, u, t: x * _keep(u, p) / _keep(u, p).mean() if t else x),
         ("keeping where u < 1 - p is right in distribution, but it is not npnet's mask draw for draw: keep where "
          "u >= p, as the docstring says, so that your output can be compared with npnet's.",
          lambda x, p, u, t: x * (u < 1 - p) / (1 - p) if t else x),
     ],
+    probes=[_dropout_own_draws, _dropout_returns_mask],
     hint_text="In training, a unit is kept where its draw u >= p, which happens with probability 1 - p. If every kept "
               "unit is multiplied by a number a, its expected output is (1 - p)·a·x: which a makes that x? In "
               "evaluation (training=False) every unit is kept, so the layer has nothing to correct.",
@@ -178,7 +295,60 @@ def _steps_of_one(x, k, s):
     return _as_cols(_windows(x, k, 1)[:, :Ho, :Wo], 0, 1, 2, 4, 5, 3)
 
 
-im2col = Exercise(
+def _im2col_shape(out, want, args):
+    """The learner's cols is not 2-D: the final reshape is missing (a 4-D array would also trip the generic report)."""
+    o = _real(out)
+    if o is None or o.ndim == 2:
+        return None
+    x, k, s = args
+    N, H, W, C = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    if o.shape == (N, Ho, Wo, k * k * C):
+        return ("you returned (N, Ho, Wo, k·k·C): reshape to (N·Ho·Wo, k·k·C), one row per patch, so that cols @ W "
+                f"works (here {o.shape} -> {want.shape}).")
+    if o.size == want.size and o.ndim > 2:
+        return (f"cols has the right number of values but shape {o.shape}: put its axes in the order "
+                "(N, Ho, Wo, k, k, C) and reshape to (N·Ho·Wo, k·k·C), one row per patch.")
+    if o.ndim > 2:
+        return f"im2col returned a {o.ndim}-D array of shape {o.shape}; cols is 2-D, (N·Ho·Wo, k·k·C) = {want.shape}."
+    return None
+
+
+def _nchw(args):
+    """The same case with the images channels first, (N, C, H, W), and any image-shaped gradient too."""
+    return tuple(a.transpose(0, 3, 1, 2) if isinstance(a, np.ndarray) and a.ndim == 4 else a for a in args)
+
+
+def _im2col_reads_nchw(ex, fn, cases):
+    """Probe: handed x as (N, C, H, W), the function returns the right patches (in either column order)."""
+    channel_first = False
+    for x, k, s in cases:
+        out = _call(fn, _nchw((x, k, s)))
+        if isinstance(out, (_Raised, _Mutated)):
+            return None
+        if ex._close(out, conv.im2col(x, k, s)):
+            continue
+        if ex._close(out, _channel_first(x, k, s)):
+            channel_first = True
+            continue
+        return None
+    order = " (and order each row's values (u, v, c), channel last)" if channel_first else ""
+    return ("im2col reads x as (N, C, H, W): handed x in that layout, it returns the right patches. npnet's images "
+            "are channels last, (N, H, W, C): rows and columns are axes 1 and 2 and C is x.shape[3]" + order + ".")
+
+
+_im2col_square = _works_only_where(
+    lambda args: args[0].shape[1] == args[0].shape[2],
+    lambda args: (f"im2col is right on square images but not on the {args[0].shape[1]}×{args[0].shape[2]} one: Ho "
+                  "comes from the height H = x.shape[1] and Wo from the width W = x.shape[2], "
+                  "Wo = (W - k) // stride + 1."))
+_im2col_stride = _works_only_where(
+    lambda args: args[2] == 1,
+    lambda args: ("im2col is right with stride 1 but not with stride 2: with stride s there are "
+                  "Ho = (H - k) // s + 1 output rows (not H - k + 1), and patch (i, j) starts at pixel (i·s, j·s)."))
+
+
+im2col = _Exercise05(
     "im2col", conv.im2col, im2col_solution, _im2col_cases,
     "matches npnet.conv.im2col for 1 to 3 images, 1 to 3 channels, 3×3, 4×4 and 5×5 kernels, strides 1 and 2",
     mistakes=[
@@ -192,6 +362,12 @@ im2col = Exercise(
          "order.", _patch_reversed),
         ("the rows are ordered (i, j, n), but Conv2D reshapes cols @ W to (N, Ho, Wo, F): the image index n must "
          "vary slowest, then the output row i, then the output column j.", _rows_ijn),
+        ("the rows are ordered (n, j, i): the output column j changes slower than the row i. Loop over i outside j, so "
+         "that the rows run (n, i, j) and cols @ W reshapes to (N, Ho, Wo, F).",
+         lambda x, k, s: _as_cols(_windows(x, k, s), 0, 2, 1, 4, 5, 3)),
+        ("each patch is flattened column-major (order='F'), which gives the order (c, v, u): flatten it row-major, "
+         "NumPy's default, to get (u, v, c), the order of K.reshape(-1, F).",
+         lambda x, k, s: _as_cols(_windows(x, k, s), 0, 1, 2, 3, 5, 4)),
         ("the stride is missing: with stride s there are Ho = (H - k) // s + 1 output rows, and patch (i, j) starts "
          "at pixel (i·s, j·s).", lambda x, k, s: conv.im2col(x, k, 1)),
         ("the size is right, but patch (i, j) starts at pixel (i, j): with stride s it starts at (i·s, j·s).",
@@ -211,6 +387,7 @@ im2col = Exercise(
     ],
     raised_note="x is (N, H, W, C), channels last: its rows and columns are axes 1 and 2 (x[:, rows, cols]) and "
                 "C is x.shape[3]",
+    shape_mistake=_im2col_shape, probes=[_im2col_reads_nchw, _im2col_square, _im2col_stride], to_nchw=_nchw,
     hint_text="First the sizes: how many positions does a k-wide window take in H pixels, moving stride pixels at a "
               "time? Then build cols one patch at a time: the patch of output position (i, j) in image n is "
               "x[n, i·stride : i·stride + k, j·stride : j·stride + k, :], shape (k, k, C), and reshaped to one row "
@@ -319,7 +496,32 @@ def _last_max(window):
     return divmod(a, window.shape[1])
 
 
-maxpool_backward = Exercise(
+def _first_max(window):
+    return divmod(int(np.argmax(window)), window.shape[1])
+
+
+def _pool_reads_nchw(ex, fn, cases):
+    """Probe: handed x and grad as (N, C, H, W), the function returns the right gradient in that layout."""
+    for args in cases:
+        out = _call(fn, _nchw(args))
+        if isinstance(out, (_Raised, _Mutated)) or not ex._close(out, _pool_reference(*args).transpose(0, 3, 1, 2)):
+            return None
+    return ("maxpool_backward reads x as (N, C, H, W): handed x and grad in that layout, it is right. npnet's "
+            "images are channels last, (N, H, W, C): the windows run along axes 1 and 2, and C is x.shape[3].")
+
+
+_pool_leftover = _works_only_where(
+    lambda args: args[0].shape[1] % args[2] == 0 and args[0].shape[2] % args[2] == 0,
+    lambda args: (f"maxpool_backward is right when H and W are multiples of size, but not on the "
+                  f"{args[0].shape[1]}×{args[0].shape[2]} input with size {args[2]}: the last rows or columns are in "
+                  "no window. Cut x to x[:, :Ho·size, :Wo·size] before reshaping, and give the leftover pixels 0."))
+_pool_square = _works_only_where(
+    lambda args: args[0].shape[1] == args[0].shape[2],
+    lambda args: (f"maxpool_backward is right on square inputs but not on the {args[0].shape[1]}×"
+                  f"{args[0].shape[2]} one: Ho = H // size comes from x.shape[1], Wo = W // size from x.shape[2]."))
+
+
+maxpool_backward = _Exercise05(
     "maxpool_backward", _pool_reference, maxpool_backward_solution, _pool_cases,
     "matches npnet's MaxPool2D.backward and central differences (float64) for 2×2 and 3×3 windows, on a batch of 1, "
     "with a row and a column left over, and with tied maxima (integers, and zeros after a ReLU)",
@@ -346,11 +548,15 @@ maxpool_backward = Exercise(
          "the window flattened row-major.", lambda x, g, s: _route(x, g, s, _column_major_first)),
         ("the max's position gets 1, not the incoming gradient: multiply the one-hot by grad[..., None].",
          lambda x, g, s: _route(x, np.ones_like(g), s, lambda w: divmod(int(np.argmax(w)), w.shape[1]))),
+        ("the max's position gets the gradient times the max's VALUE: the derivative of max(window) with respect to "
+         "the max is 1, so it gets grad itself, whatever the value.",
+         lambda x, g, s: _route(x, g * conv.MaxPool2D(s).forward(x), s, _first_max)),
         ("dx must have x's shape even when H or W is not a multiple of size: the leftover rows and columns are in "
          "no window and get 0.", _cropped),
     ],
     raised_note="x is (N, H, W, C), channels last: cut it to x[:, :Ho·size, :Wo·size] and reshape that to "
                 "(N, Ho, size, Wo, size, C), the two in-window axes being 2 and 4",
+    probes=[_pool_reads_nchw, _pool_leftover, _pool_square], to_nchw=_nchw,
     hint_text="Reshape x[:, :Ho·size, :Wo·size] to (N, Ho, size, Wo, size, C), move the two in-window axes to "
               "the end and flatten them: (N, Ho, Wo, C, size²). np.argmax over the last axis gives each window's "
               "first max; a one-hot of it times grad[..., None] routes the gradient. Undo the reshapes, and leave 0 "
@@ -389,11 +595,42 @@ def _out(H, W, k, s, p):
     return (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
 
 
-conv_cost = Exercise(
+_COST_NAMES = ("parameters", "multiply-adds", "Ho", "Wo")
+
+
+def _cost_shape(out, want, args):
+    """A dict, or the four numbers in another order."""
+    if isinstance(out, dict):
+        return ("conv_cost returned a dict: return the four numbers as a tuple, "
+                "(parameters, multiply-adds, Ho, Wo), in that order.")
+    outs = _outputs(out, want)
+    if len(outs) == 4 and all(_real(o) is not None and np.ndim(o) == 0 for o in outs):
+        got, exp = [float(_real(o)) for o in outs], [float(w) for w in want]
+        if got != exp and sorted(got) == sorted(exp):
+            return ("the four numbers are right but in another order: return (parameters, multiply-adds, Ho, Wo).")
+    return None
+
+
+def _cost_explain(out, want):
+    """'multiply-adds: you returned 14,400, expected 460,800': whole numbers are easier to compare than a difference."""
+    outs = _outputs(out, want)
+    if len(outs) != len(want):
+        return None
+    for name, o, w in zip(_COST_NAMES, outs, want):
+        v = _real(o)
+        if v is None or v.ndim:
+            return None
+        if not np.isclose(v, w):
+            shown = f"{int(v):,}" if float(v).is_integer() else f"{float(v):,.4g}"
+            return f"{name}: you returned {shown}, expected {int(w):,}"
+    return None
+
+
+conv_cost = _Exercise05(
     "conv_cost", _cost_reference, conv_cost_solution, _cost_cases,
     "parameters, multiply-adds and output size match an npnet Conv2D for the course's two convolutions, with "
     "'same' padding, and with stride 2",
-    returns=("parameters", "multiply-adds", "Ho", "Wo"),
+    returns=_COST_NAMES, shape_mistake=_cost_shape, explain=_cost_explain,
     mistakes=[
         ("the parameter count leaves out the biases: each of the F kernels has one, so F·(C·k·k + 1).",
          lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1, bias=False)),
@@ -428,6 +665,8 @@ conv_cost = Exercise(
         ("(H + 2p - k + 1) // stride is right for stride 1 only: a kernel can start at 0, s, 2s, ... as long as the "
          "start is at most H + 2p - k, which makes (H + 2p - k) // stride + 1 positions.",
          lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k + 1) // s, (W + 2 * p - k + 1) // s)),
+        ("the multiply-adds leave out the kernels: each of the F feature maps has Ho·Wo values, so Ho·Wo·F·C·k·k.",
+         lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // F, r[2], r[3]))(_cost(C, F, k, *_out(H, W, k, s, p)))),
         ("the multiply-adds leave out the input channels: each output value sums over C·k·k inputs, not k·k.",
          lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // C, r[2], r[3]))(
              _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
@@ -462,7 +701,22 @@ def _spread(grad, shape, divisor):
     return np.broadcast_to(grad[:, None, None, :] / divisor, shape).copy()
 
 
-global_avg_pool_backward = Exercise(
+def _gap_shape(out, want, args):
+    """(N, C) returned (the pooled gradient, not the input's), or (N, H, W) (the channel axis dropped)."""
+    o = _real(out)
+    if o is None or o.shape == want.shape:
+        return None
+    N, H, W, C = args[1]
+    if o.shape == (N, C):
+        return ("you returned an (N, C) array, the shape of the pooled output's gradient: the answer is the gradient "
+                "of the input, shape x_shape (N, H, W, C). Spread grad[:, None, None, :] / (H·W) over it.")
+    if o.shape == (N, H, W):
+        return ("the channel axis is missing: each channel has its own gradient, so pixel (i, j) of channel c gets "
+                "grad[n, c] / (H·W), and the answer has x_shape (N, H, W, C).")
+    return None
+
+
+global_avg_pool_backward = _Exercise05(
     "global_avg_pool_backward", _gap_numerical, global_avg_pool_backward_solution, _gap_cases,
     "matches central differences (float64) of the mean over each map, for a batch of 1, square and non-square maps",
     numerical=_gap_numerical,
@@ -481,6 +735,7 @@ global_avg_pool_backward = Exercise(
          lambda g, s: np.pad(g[:, None, None, :], ((0, 0), (0, s[1] - 1), (0, s[2] - 1), (0, 0)))),
     ],
     raised_note="grad is (N, C) and the input (N, H, W, C), channels last: grad[:, None, None, :] lines up with it",
+    shape_mistake=_gap_shape,
     hint_text="out[n, c] = (1/(H·W)) · sum over (i, j) of x[n, i, j, c], so d out[n, c] / d x[n, i, j, c] = 1/(H·W) "
               "for every pixel of that map. Broadcast grad[:, None, None, :] / (H·W) to the input's shape.",
 )
