@@ -29,6 +29,12 @@ class _Exercise05(Exercise):
         return not isinstance(out, (_Raised, _Mutated)) and self._close(out, _call(self.reference, args))
 
     def diagnose(self, fn):
+        try:
+            return self._diagnose05(fn)
+        except Exception:                                # noqa: BLE001 - an output too odd for the extra checks:
+            return super().diagnose(fn)                  # the shared checks report it, and never raise
+
+    def _diagnose05(self, fn):
         cases = self.cases(np.random.default_rng(self.seed))
         raised = None
         for args in cases:
