@@ -4,7 +4,32 @@ where the original app puts its square, and MNIST's own whole-pixel centring."""
 import numpy as np
 
 from .. import preprocess
-from . import Exercise
+from . import Exercise, _call, _Raised
+
+
+class _Exercise(Exercise):
+    """An Exercise that also names mistakes seen in the form of the answers rather than their values: clues, a list of
+    (message, test(fn, cases) -> bool), tried in order when no listed mistake matches."""
+
+    def __init__(self, *args, clues=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clues = clues
+
+    def diagnose(self, fn):
+        verdict, message = super().diagnose(fn)
+        if verdict == "wrong":
+            cases = self.cases(np.random.default_rng(self.seed))
+            for text, test in self.clues:
+                if test(fn, cases):
+                    return "mistake", f"✗ {text}"
+        return verdict, message
+
+
+def _raises_only_off_28(fn, cases):
+    """True if fn works on every 28x28 case but raises on some image of another shape: a grid built for 28x28."""
+    raised = [isinstance(_call(fn, args), _Raised) for args in cases]
+    square = [np.shape(args[0]) == (28, 28) for args in cases]
+    return not any(r and s for r, s in zip(raised, square)) and any(r and not s for r, s in zip(raised, square))
 
 
 def _digit_like(rng, h=28, w=28):
@@ -58,7 +83,7 @@ def _com_count(x):
     return r, c
 
 
-centre_of_mass = Exercise(
+centre_of_mass = _Exercise(
     "centre_of_mass", preprocess.centre_of_mass, centre_of_mass_solution, _com_cases,
     "matches preprocess.centre_of_mass on 28x28 digits, a 13x20 image, a single inked pixel and a 1x1 image",
     mistakes=[
@@ -69,7 +94,12 @@ centre_of_mass = Exercise(
         ("you divided by the number of pixels; a mean weighted by ink divides by the total ink, x.sum().", _com_count),
         ("you weighted every inked pixel equally: weight each pixel by its ink, so grey edges count less.",
          lambda x: preprocess.centre_of_mass((x > 0).astype(float))),
+        ("that is the brightest pixel's centre (argmax); the centre of mass averages every pixel's centre, each "
+         "weighted by its ink.", lambda x: tuple(np.array(np.unravel_index(np.argmax(x), x.shape)) + 0.5)),
     ],
+    clues=[("your grid assumes 28x28: it works on the 28x28 digits but raises on a 13x20 image. Build the pixel "
+            "centres from the image's own shape: np.arange(x.shape[0]) + 0.5 for the rows, x.shape[1] for the "
+            "columns.", _raises_only_off_28)],
     returns=("row", "col"),
     hint_text="x.sum(axis=1) is the ink in each row, (H,); multiply it by the row centres np.arange(H) + 0.5 (a dot "
               "product) and divide by the total ink x.sum(). The same with x.sum(axis=0) for the columns.",
@@ -111,6 +141,8 @@ centring_shift = Exercise(
          "centres i + 0.5.", lambda x: tuple(d + 0.5 for d in _shift_reference(x))),
         ("the target is 14, the middle of the frame; MNIST's digits have their centre of mass at 14.5, the centre of "
          "pixel (14, 14).", lambda x: tuple(d - 0.5 for d in _shift_reference(x))),
+        ("you rounded to whole pixels; keep the fraction: preprocess.to_mnist moves the image by a fraction of a "
+         "pixel while resampling (rounding is exercise 2's job).", lambda x: tuple(np.round(_shift_reference(x)))),
     ],
     returns=("d_row", "d_col"),
     hint_text="First the centre of mass (row, column) with pixel centres at i + 0.5, as above. The shift is where it "
@@ -164,6 +196,12 @@ fit_box = Exercise(
         ("you rounded to whole pixels; keep the fractions: the resampling works with fractional pixels, and a "
          "3-pixel-wide stroke of a tall 1 becomes 0.3 of a pixel.",
          lambda h, w, box=20: (round(h * box / max(h, w)), round(w * box / max(h, w)))),
+        ("you cut the sizes down to whole pixels (integer division // or int()); keep the fractions: use / and "
+         "return floats.", lambda h, w, box=20: (h * box // max(h, w), w * box // max(h, w))),
+        ("the sides are swapped: return (new_h, new_w), the height (from h) first.",
+         lambda h, w, box=20: fit_box_solution(h, w, box)[::-1]),
+        ("the box size is fixed at 20: use the argument box, so fit_box(h, w, 16) fits into 16x16.",
+         lambda h, w, box=20: fit_box_solution(h, w, 20)),
     ],
     returns=("new_h", "new_w"),
     hint_text="One scale factor s for both sides, chosen so that the longer side becomes box: s = box / max(h, w). "
@@ -212,6 +250,23 @@ def _truncated(x):
     return _whole_pixel_shift(x, int(d_row), int(d_col))
 
 
+def _floored(x):
+    d_row, d_col = _shift_reference(x)
+    return _whole_pixel_shift(x, int(np.floor(d_row)), int(np.floor(d_col)))
+
+
+def _new_greys(fn, cases):
+    """True if fn's output has ink values its input does not: it was resampled, moved by a fraction of a pixel."""
+    for (x,) in cases:
+        out = _call(fn, (x,))
+        if isinstance(out, _Raised) or np.shape(out) != x.shape:
+            return False
+        known = np.unique(np.append(np.round(x, 9), 0.0))
+        if not np.isin(np.round(np.asarray(out, np.float64), 9), known).all():
+            return True
+    return False
+
+
 def _whole_cases(rng):
     cases = [(_off_centre(rng),) for _ in range(4)]
     edge = np.zeros((28, 28))
@@ -223,10 +278,11 @@ def _whole_cases(rng):
     return cases + [(centred,)]
 
 
-shift_to_centre = Exercise(
+shift_to_centre = _Exercise(
     "shift_to_centre", shift_to_centre_solution, shift_to_centre_solution, _whole_cases,
     "matches the model answer on six 28x28 images, one with ink pushed off the frame",
     mistakes=[
+        ("the image did not move: return the shifted copy, not x.", lambda x: x),
         ("ink that leaves the frame came back on the other side: np.roll wraps around. Shift with zeros coming in "
          "(copy a slice into np.zeros_like(x)).", _roll),
         ("the image moved away from the centre: the shift is 14.5 - centre of mass, positive = down or right.",
@@ -234,7 +290,12 @@ shift_to_centre = Exercise(
         ("rows and columns are swapped: the row shift comes from the row centre of mass (x.sum(axis=1)).", _swapped),
         ("int() cuts towards zero; round to the nearest whole pixel (np.round), or the centre can end up a whole "
          "pixel away.", _truncated),
+        ("the shift is one pixel short about half the time: np.floor(14.5 - centre), like rounding towards a "
+         "target of 14, lands the centre of mass in pixel (13, 13) or (14, 14). Round 14.5 - centre to the nearest "
+         "int (np.round).", _floored),
     ],
+    clues=[("your output has grey values the input does not have: it was resampled, moved by a fraction of a "
+            "pixel. MNIST moved by whole pixels: round the shift to ints and copy the pixels.", _new_greys)],
     hint_text="Compute (d_row, d_col) = (14.5 - row, 14.5 - column) as in centring_shift and round each to an int. "
               "Then copy x[max(0, -dr):28 - max(0, dr), ...] into a zero image at rows max(0, dr) onward (the same "
               "for columns): zeros come in, and ink pushed past the edge is lost.",
@@ -297,6 +358,14 @@ app_placement = Exercise(
          "square's corner lies outside the crop.", lambda h, w: (20 / max(h, w), 0, 0)),
         ("the square becomes 20x20 and is then padded to 28x28; the scale is 20 / n, not 28 / n.",
          lambda h, w: (28 / max(h, w),) + app_placement_solution(h, w)[1:]),
+        ("the scale is upside down: n input pixels become 20 output pixels, so each input pixel becomes 20 / n of "
+         "an output pixel.", lambda h, w: (max(h, w) / 20,) + app_placement_solution(h, w)[1:]),
+        ("that is the square's centre; the anchor is its top-left corner, the point that lands on output (4, 4): "
+         "-((n - h) // 2) rows above the crop's corner.",
+         lambda h, w: (20 / max(h, w),) + tuple(a + max(h, w) / 2 for a in app_placement_solution(h, w)[1:])),
+        ("your anchor lands on output (0, 0): the 4-pixel border is already in `at` = (4, 4), so the anchor is the "
+         "square's own corner, -((n - h) // 2), with no border added.",
+         lambda h, w: (20 / max(h, w),) + tuple(a - 4 * max(h, w) / 20 for a in app_placement_solution(h, w)[1:])),
     ],
     returns=("scale", "anchor_row", "anchor_col"),
     hint_text="The square's side is n = max(h, w); what scale shrinks it to 20x20? Then count the rows of padding "
