@@ -87,6 +87,7 @@ class TrainView:
         self.units, self.interval, self.budget, self.clock = list(units), interval, budget, clock
         self.points = []          # one dict per update: epoch (fractional), train_loss, train_acc, dev_loss, dev_acc
         self.stop_requested, self.start, self.next_update, self.steps_seen = False, None, None, 0
+        self.seconds = 0.0        # wall time spent in updates: the view's own cost
         self.status = W.HTML("waiting for the first step")
         self.loss_chart, self.acc_chart = W.HTML(), W.HTML()
         self.weights = W.Image(format="png")
@@ -112,7 +113,9 @@ class TrainView:
         if done or now >= self.next_update:
             self.record(info)
             self.draw(info, now - self.start, done)
-            self.next_update = now + max(self.interval, (self.clock() - now) / self.budget)
+            spent = self.clock() - now
+            self.seconds += spent
+            self.next_update = now + max(self.interval, spent / self.budget)
         return self.stop_requested
 
     def record(self, info):

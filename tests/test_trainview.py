@@ -208,6 +208,7 @@ def test_a_costly_update_waits_so_the_view_takes_at_most_its_budget():
     steps = [round(p["epoch"] * 4) for p in view.points]
     # an update costs 0.125 s, so the next starts 0.125 / (1/16) = 2 s after it began: 15 steps of 0.125 s later
     assert steps == [1, 16, 31, 46, 48]                               # ... and the last step is always drawn
+    assert view.seconds == 5 * 0.125                                  # the view's own time, as it counts it
 
 
 def test_scores_are_the_mean_cross_entropy_and_accuracy_in_eval_mode():
