@@ -166,8 +166,9 @@ class TrainView:
         tiles = weight_tiles(info["model"], self.units)
         if tiles is not None:
             buffer = io.BytesIO()
-            Image.fromarray(tiles_rgb(tiles)).save(buffer, format="png", compress_level=1)
-            self.weights.value = buffer.getvalue()
+            rgb = tiles_rgb(tiles)
+            Image.fromarray(rgb).save(buffer, format="png", compress_level=1)
+            self.weights.value, self.weights.width = buffer.getvalue(), str(rgb.shape[1])   # shown pixel for pixel
         if done:
             self.button.disabled = True
             self.button.description = "stopped" if self.stop_requested else "done"
