@@ -77,7 +77,7 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
                         dev=f"{history['dev_acc'][-1]:.4f}" if X_dev is not None else "-")
         if callback is not None and callback(dict(event="epoch", epoch=epoch, step=steps - 1, steps_per_epoch=steps,
                                                   num_epochs=num_epochs, loss=loss, history=history, model=model)):
-            history["stopped"] = True
+            history["stopped"] = epoch < num_epochs - 1   # a stop after the last epoch cuts nothing
             break
     bar.close()
     return history

@@ -98,6 +98,8 @@ def test_stopping_at_an_epoch_end_keeps_that_whole_epoch():
     assert len(history["epoch_loss"]) == len(history["dev_acc"]) == len(history["train_acc"]) == 2
     full_model, full = _fit(num_epochs=2)
     assert _same(_weights(model), _weights(full_model)) and history["dev_acc"] == full["dev_acc"]
+    _, history = _fit(lambda info: info["event"] == "epoch" and info["epoch"] == 2)   # after the last epoch
+    assert history["stopped"] is False and len(history["epoch_loss"]) == 3
 
 
 # The live view (npnet.trainview): its numbers come from plain functions; the widgets only show them.
