@@ -32,9 +32,10 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
     epoch's accuracy evaluations ("epoch"). info is a dict: event, epoch and step (0-based, the step within its
     epoch), steps_per_epoch, num_epochs, loss (the last batch's), history (the one being filled) and model. A
     callback that returns True stops training there, after the current batch: the model keeps the weights of every
-    step taken. The history then has stopped=True, step_loss holds every step taken, and the per-epoch lists
-    (epoch_loss, train_acc, dev_acc, train_time, eval_time) describe only the whole epochs, so an epoch cut short
-    shows only in step_loss. A callback must not touch the model's weights or rng; then fit's result is the same.
+    step taken. The history then has stopped=True (unless the stop came after the last epoch), step_loss holds every
+    step taken, and the per-epoch lists (epoch_loss, train_acc, dev_acc, train_time, eval_time) describe only the
+    whole epochs, so an epoch cut short shows only in step_loss. A callback must not touch the model's weights or
+    rng; then fit's result is the same.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     loss_fn = SoftmaxCrossEntropy()
