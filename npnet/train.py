@@ -1,4 +1,4 @@
-"""Training: shuffled mini-batches, the fit loop with a progress bar, and the history it returns."""
+"""Training: shuffled mini-batches, the fit loop with a progress bar and an optional callback, and the history it returns."""
 
 import math
 import time
@@ -25,12 +25,23 @@ def cosine_lr(lr, num_epochs):
 
 
 def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_size=128,
-        rng=None, augment=None, progress=True, eval_train=True, lr_schedule=None):
-    """Train in place with mini-batches; returns a history dict of per-step and per-epoch numbers and seconds."""
+        rng=None, augment=None, progress=True, eval_train=True, lr_schedule=None, callback=None):
+    """Train in place with mini-batches; returns a history dict of per-step and per-epoch numbers and seconds.
+
+    callback, if given, is called as callback(info) after every step (info["event"] == "step") and after every
+    epoch's accuracy evaluations ("epoch"). info is a dict: event, epoch and step (0-based, the step within its
+    epoch), steps_per_epoch, num_epochs, loss (the last batch's), history (the one being filled) and model. A
+    callback that returns True stops training there, after the current batch: the model keeps the weights of every
+    step taken. The history then has stopped=True (unless the stop came after the last epoch), step_loss holds every
+    step taken, and the per-epoch lists (epoch_loss, train_acc, dev_acc, train_time, eval_time) describe only the
+    whole epochs, so an epoch cut short shows only in step_loss. A callback must not touch the model's weights or
+    rng; then fit's result is the same.
+    """
     rng = rng if rng is not None else np.random.default_rng(0)
     loss_fn = SoftmaxCrossEntropy()
     history = {"step_loss": [], "epoch_loss": [], "train_acc": [], "dev_acc": [],
-               "train_time": [], "eval_time": []}  # seconds per epoch: the steps, then the accuracy evaluations
+               "train_time": [], "eval_time": [],  # seconds per epoch: the steps, then the accuracy evaluations
+               "stopped": False}                    # True if the callback ended training early
     steps = -(-len(X) // batch_size)
     bar = tqdm(total=num_epochs * steps, desc="training", unit="step", disable=not progress,
                mininterval=0.5)
@@ -39,17 +50,24 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
             optimizer.lr = lr_schedule(epoch)
         losses, start = [], time.perf_counter()
         set_training(model, True)  # dropout on for the steps, whatever mode the model was left in
-        for X_batch, y_batch in batches(X, y, batch_size, rng):
+        for step, (X_batch, y_batch) in enumerate(batches(X, y, batch_size, rng)):
             if augment is not None:
                 X_batch = augment(X_batch, rng)
             loss = loss_fn.forward(forward(model, X_batch), y_batch)
             backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
             optimizer.step()
             losses.append(loss)
+            history["step_loss"].append(loss)
             bar.update(1)
+            if callback is not None and callback(dict(event="step", epoch=epoch, step=step, steps_per_epoch=steps,
+                                                      num_epochs=num_epochs, loss=loss, history=history,
+                                                      model=model)):
+                history["stopped"] = True
+                break
+        if history["stopped"]:
+            break                  # an epoch cut short: its steps are in step_loss, not in the per-epoch lists
         history["train_time"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        history["step_loss"] += losses
         history["epoch_loss"].append(float(np.mean(losses)))
         if eval_train:
             history["train_acc"].append(accuracy(predict(model, X), y))
@@ -58,5 +76,9 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
         history["eval_time"].append(time.perf_counter() - start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{history['epoch_loss'][-1]:.4f}",
                         dev=f"{history['dev_acc'][-1]:.4f}" if X_dev is not None else "-")
+        if callback is not None and callback(dict(event="epoch", epoch=epoch, step=steps - 1, steps_per_epoch=steps,
+                                                  num_epochs=num_epochs, loss=loss, history=history, model=model)):
+            history["stopped"] = epoch < num_epochs - 1   # a stop after the last epoch cuts nothing
+            break
     bar.close()
     return history
