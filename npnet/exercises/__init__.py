@@ -105,7 +105,8 @@ class Exercise:
             if isinstance(out, _Mutated):
                 name = self._arg_name(out.index)
                 return "wrong", (f"✗ {self.name} changed its argument `{name}` in place, so the caller's array changes "
-                                 f"too: work on a copy (`{name} = {name} - ...`, not `{name} -= ...`)")
+                                 f"too: work on a copy (start with `{name} = {name}.copy()`, or build a new array: `{name} * mask`, "
+                                 f"`{name} - ...`; not `{name} -= ...` or `{name}[...] = ...` on the argument itself)")
             parts = _outputs(out, want)
             if any(o is None for o in parts):
                 i = next(k for k, o in enumerate(parts) if o is None)

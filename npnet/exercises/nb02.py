@@ -106,7 +106,8 @@ relu_backward = Exercise(
          "at 0; npnet, like most libraries, uses 0 there.", lambda Z, dA: dA * (Z >= 0)),
     ],
     hint_text="A = max(0, Z) acts on each entry alone, so dL/dZ[n,j] = dL/dA[n,j] * dA[n,j]/dZ[n,j], and that "
-              "derivative is 1 where Z > 0 and 0 elsewhere. One line: multiply dA by a boolean mask.",
+              "derivative is 1 where Z > 0 and 0 elsewhere. One line: multiply dA by a boolean mask, which "
+              "builds a new array. (A masked assignment, dA[Z <= 0] = 0, would change the caller's dA: copy it first.)",
 )
 
 
