@@ -1,7 +1,9 @@
 """What the browser tests share: Debian's Chromium, a server on a free port stopped by PID, drawing, and canvas pixels."""
 
 import io
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -48,6 +50,16 @@ def screenshot_path(name, tmp_path):
         (ROOT / "figures").mkdir(exist_ok=True)
         return ROOT / "figures" / name
     return Path(tmp_path) / name
+
+
+def lab_api(base, token, method, path):
+    """Call JupyterLab's REST API at base with the token, and an XSRF cookie and header, which a DELETE needs even so."""
+    xsrf = secrets.token_hex(16)
+    request = urllib.request.Request(f"{base}{path}", method=method, headers={
+        "Authorization": f"token {token}", "X-XSRFToken": xsrf, "Cookie": f"_xsrf={xsrf}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else None
 
 
 def _descendants(pid):

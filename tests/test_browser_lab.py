@@ -7,13 +7,12 @@ import secrets
 import shutil
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, look_inside,
+from browser_util import (ROOT, browser, canvas_ink, checked_strokes, draw, free_port, ink_iou, lab_api, look_inside,
                           readable_seed, screenshot_path, server, wait_painted, wait_read)
 from npnet import drawings as D
 from npnet.recipes import load_or_train
@@ -32,13 +31,7 @@ class Lab:
         self.base, self.token, self.root, self.drawings = f"http://127.0.0.1:{port}", token, root, drawings
 
     def api(self, method, path):
-        """Call the REST API with the token, and an XSRF cookie and header, which a DELETE needs even so."""
-        xsrf = secrets.token_hex(16)
-        request = urllib.request.Request(f"{self.base}{path}", method=method, headers={
-            "Authorization": f"token {self.token}", "X-XSRFToken": xsrf, "Cookie": f"_xsrf={xsrf}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+        return lab_api(self.base, self.token, method, path)
 
     def kernels_idle(self):
         return all(s["kernel"]["execution_state"] == "idle" for s in self.api("GET", "/api/sessions"))

@@ -6,13 +6,12 @@ import re
 import secrets
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from browser_util import ROOT, browser, free_port, screenshot_path, server
+from browser_util import ROOT, browser, free_port, lab_api, screenshot_path, server
 
 NOTEBOOK = ROOT / "notebooks" / "02_deep_mlp.ipynb"
 TIMEOUT = 600                  # seconds for each wait on training: the machine may be busy
@@ -44,13 +43,7 @@ class Lab:
         self.base, self.token = f"http://127.0.0.1:{port}", token
 
     def api(self, method, path):
-        """Call the REST API with the token, and an XSRF cookie and header, which a DELETE needs even so."""
-        xsrf = secrets.token_hex(16)
-        request = urllib.request.Request(f"{self.base}{path}", method=method, headers={
-            "Authorization": f"token {self.token}", "X-XSRFToken": xsrf, "Cookie": f"_xsrf={xsrf}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+        return lab_api(self.base, self.token, method, path)
 
     def kernels_idle(self):
         sessions = self.api("GET", "/api/sessions")
