@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bench_config import CNN_FRAMEWORKS, CNN_TARGET, FRAMEWORKS, TARGET_DEV
+from bench_config import CNN_FRAMEWORKS, CNN_STRETCH, CNN_TARGET, FRAMEWORKS, TARGET_DEV
 from bench_machine import step_flops
 from npnet.recipes import CNN, MLP
 
@@ -177,12 +177,16 @@ def cnn_report(results, skipped, mm, args):
 
     fused = step.get("pytorch-fused")
     if fused:
+        per_epoch = [a["train_time"] / b["train_time"]
+                     for a, b in zip(results["npnet"]["epochs"], results["pytorch-fused"]["epochs"])]
+        ratio = float(np.median(per_epoch))  # the median of the per-epoch ratios, as the target is stated
         also = ", ".join(f"{npnet / step[n]:.2f}x against {n}" for n in ("pytorch", "pytorch-fused-cl") if n in step)
-        ratio = npnet / fused
         note = " (quick mode: a subset, so this says nothing)" if args.quick else ""
         out += [f"## CNN target{note}", "", table(["target", "measured", "met"], [
-            [f"npnet CNN step <= {CNN_TARGET}x PyTorch fused Adam's", f"{ratio:.2f}x" + (f" ({also})" if also else ""),
-             "yes" if ratio <= CNN_TARGET else "no"]]), ""]
+            [f"npnet CNN step <= {CNN_TARGET}x PyTorch fused Adam's (median of the per-epoch ratios)",
+             f"{ratio:.2f}x" + (f" (median epochs: {npnet / fused:.2f}x; {also})" if also else ""),
+             "yes" if ratio <= CNN_TARGET else "no"],
+            [f"stretch: <= {CNN_STRETCH}x", f"{ratio:.2f}x", "yes" if ratio <= CNN_STRETCH else "no"]]), ""]
     else:
         out += ["## CNN target", "", f"- pytorch-fused did not run, so npnet CNN step <= {CNN_TARGET}x PyTorch fused "
                 "Adam's is not measured", ""]
