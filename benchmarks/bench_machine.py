@@ -108,14 +108,22 @@ def epoch_flops(n_train, kind="mlp"):
 
 
 def cnn_matmuls(quick):
-    """The CNN step's matrix multiplies alone, at batch 128, written as npnet writes them (X @ W, X.T @ G, G @ W.T),
-    on random float32 arrays: the floor of an im2col design. Each product's median in ms, and the needed set's."""
+    """The CNN step's matrix multiplies alone, at batch 128, written as npnet writes them (X @ W, X.T @ G, and a
+    conv's input gradient as conv_input_grad's per-offset products, 16 examples at a time; G @ W.T for a Dense), on
+    random float32 arrays: the floor of an im2col design. Each product's median in ms, and the needed set's."""
     rng = np.random.default_rng(0)
     layers, step = [], []
-    for i, (name, m, k, n) in enumerate(products("cnn", CNN["batch_size"])):
-        X, W, G = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, k), (k, n), (m, n)))
-        dW = np.empty((k, n), np.float32)
-        fs = [lambda X=X, W=W: X @ W, lambda X=X, G=G, dW=dW: np.matmul(X.T, G, out=dW), lambda G=G, W=W: G @ W.T]
+    k, batch, chunk = CNN["kernel_size"], CNN["batch_size"], 16
+    for i, (name, m, K, n) in enumerate(products("cnn", batch)):
+        X, W, G = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, K), (K, n), (m, n)))
+        dW = np.empty((K, n), np.float32)
+        if name.startswith("Conv2D"):  # (k·k, F, C) per-offset kernels; G in chunks of 16 examples' rows
+            per_offset = W.reshape(k * k, K // (k * k), n).transpose(0, 2, 1)
+            rows = m // batch * chunk
+            dX = lambda G=G, P=per_offset, rows=rows: [np.matmul(G[r:r + rows], P) for r in range(0, len(G), rows)]
+        else:
+            dX = lambda G=G, W=W: G @ W.T
+        fs = [lambda X=X, W=W: X @ W, lambda X=X, G=G, dW=dW: np.matmul(X.T, G, out=dW), dX]
         fs = fs if i else fs[:2]                                       # training skips the first conv's dX
         layers.append([name] + [_median_time(f, 1 if quick else 30) * 1000 for f in fs] + [None] * (3 - len(fs)))
         step += fs
