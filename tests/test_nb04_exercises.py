@@ -51,6 +51,10 @@ WRONG = {
     "fit_box": [
         ("integer division", lambda h, w, box=20: (h * box // max(h, w), w * box // max(h, w)), "whole pixels"),
         ("int()", lambda h, w, box=20: (int(h * box / max(h, w)), int(w * box / max(h, w))), "whole pixels"),
+        ("scale by integer division", lambda h, w, box=20: (h * (box // max(h, w)), w * (box // max(h, w))),
+         "scale is a whole number"),
+        ("int() of the scale", lambda h, w, box=20: (h * int(box / max(h, w)), w * int(box / max(h, w))),
+         "scale is a whole number"),
         ("(w, h) swapped", lambda h, w, box=20: (w * box / max(h, w), h * box / max(h, w)), "sides are swapped"),
         ("hard-coded 20", lambda h, w, box=20: (20 * h / max(h, w), 20 * w / max(h, w)), "fixed at 20"),
     ],
@@ -82,3 +86,4 @@ def test_the_model_answers_pass():
     for name in WRONG:
         exercise = getattr(ex, name)
         assert exercise.diagnose(exercise.solution_fn)[0] == "pass", exercise.diagnose(exercise.solution_fn)
+
