@@ -87,3 +87,16 @@ def test_the_model_answers_pass():
         exercise = getattr(ex, name)
         assert exercise.diagnose(exercise.solution_fn)[0] == "pass", exercise.diagnose(exercise.solution_fn)
 
+
+def test_the_check_cells_show_the_message_alone():
+    """check() returns None, so a committed check cell holds the printed message and no bare True or False."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "04_production_mismatch.ipynb"
+    cells = [c for c in json.loads(path.read_text())["cells"]
+             if c["cell_type"] == "code" and "".join(c["source"]).startswith("ex.") and ".check(" in "".join(c["source"])]
+    assert len(cells) == 5, len(cells)
+    for cell in cells:
+        kinds = [o["output_type"] for o in cell["outputs"]]
+        assert kinds == ["stream"], ("".join(cell["source"]), kinds)
