@@ -202,3 +202,42 @@ def test_a_wrong_shape_of_another_rank_is_reported_not_raised():
     from npnet.exercises import _difference
     message = _difference(np.zeros((2, 3, 3, 4)), np.zeros((18, 4)))
     assert message == "shape (2, 3, 3, 4), expected (18, 4)", message
+
+
+# -- a hard-coded 10 classes --------------------------------------------------------------------------------------
+
+CLASSED = [(name, ex) for name, ex in EXERCISES if ex.classes is not None]
+
+
+def test_the_exercises_over_classes_say_where_to_find_the_number_of_classes():
+    names = {name for name, _ in CLASSED}
+    assert {"nb01.softmax", "nb01.cross_entropy", "nb01.softmax_grads", "nb03.confusion_matrix", "nb03.ece"} <= names
+
+
+def _right_only_with_ten_classes(ex):
+    """The solution, failing as a hard-coded 10 does wherever a case has another number of classes."""
+    def ten_only(*args):
+        if ex.classes[0](*args) != 10:
+            raise ValueError("operands could not be broadcast together with shapes (6,3) (6,10) ")
+        return ex.solution_fn(*args)
+    return ten_only
+
+
+@pytest.mark.parametrize("name,ex", CLASSED, ids=[name for name, _ in CLASSED])
+def test_a_hard_coded_ten_classes_is_named(name, ex):
+    numbers = {ex.classes[0](*args) for args in ex.cases(np.random.default_rng(ex.seed))}
+    assert 10 in numbers and len(numbers) > 1, numbers
+    verdict, message = ex.diagnose(_right_only_with_ten_classes(ex))
+    assert verdict == "mistake" and message.startswith(f"✗ {ex.name} is right with 10 classes but not with "), message
+    assert "assumes 10 classes" in message and ex.classes[1] in message and "(6,10)." in message, message
+
+
+def test_an_answer_wrong_with_ten_classes_too_is_not_said_to_assume_ten():
+    from npnet.exercises import nb01
+
+    def wrong_everywhere(z):
+        if z.shape[1] != 10:
+            raise ValueError("not 10")
+        return nb01.softmax_solution(z) * 1.01
+    verdict, message = nb01.softmax.diagnose(wrong_everywhere)
+    assert verdict == "wrong" and "assumes 10 classes" not in message, message

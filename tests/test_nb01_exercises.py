@@ -148,10 +148,67 @@ def test_softmax_grads_mistakes_a_learner_writes_are_named():
 
 
 def test_pixel_stats_mistakes_a_learner_writes_are_named():
-    def safe(s):
-        return np.where(s == 0, 1.0, s)
-    _named(nb01.pixel_stats, lambda X: (safe(X.std(0)), X.mean(0)), "(std, mean)")
-    _named(nb01.pixel_stats, lambda X: (X.mean(0), safe(X.var(0))), "variance")
-    _named(nb01.pixel_stats, lambda X: (X.mean(0), np.where(X.std(0) <= 0.04, 1.0, X.std(0))), "threshold")
-    assert nb01.pixel_stats.diagnose(lambda X: (X.mean(0), np.where(X.std(0) < 1e-6, 1.0, X.std(0))))[0] == "pass"
+    def safe(X, s):
+        return np.where(np.ptp(X, axis=0) == 0, 1.0, s)
+    _named(nb01.pixel_stats, lambda X: (safe(X, X.std(0)), X.mean(0)), "(std, mean)")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), safe(X, X.var(0))), "variance")
     _named(nb01.pixel_stats, lambda X: (X.mean(0), X.std() * np.ones(X.shape[1])), "one number for all pixels")
+
+
+def test_other_correct_forms_of_pixel_stats_pass():
+    def in_float64(X):                                  # exact for float32 data: std == 0 is safe there
+        X64 = X.astype(np.float64)
+        mean, std = X64.mean(0), X64.std(0)
+        return mean.astype(X.dtype), np.where(std == 0, 1, std).astype(X.dtype)
+    answers = [lambda X: (X.mean(0), np.where(np.ptp(X, 0) == 0, 1, X.std(0))),
+               lambda X: (X.mean(0), np.where((X == X[0]).all(0), 1, X.std(0))), in_float64]
+    for answer in answers:
+        assert nb01.pixel_stats.diagnose(answer)[0] == "pass"
+    verdict, message = nb01.pixel_stats.diagnose(lambda X: in_float64(X.astype(np.float64)))   # float64 returned
+    assert verdict == "mistake" and "turns float32 inputs into float64" in message, message
+
+
+# -- the float32 case and the tiny std: without them, each of these answers would pass ------------------------------
+def test_the_float32_case_has_never_varying_pixels_whose_float32_std_is_not_0():
+    X = nb01.pixel_stats.cases(np.random.default_rng(nb01.pixel_stats.seed))[-1][0]
+    never = X.max(axis=0) == X.min(axis=0)
+    std32 = X.std(axis=0)[never]
+    assert X.dtype == np.float32 and never.sum() == 2 and X.astype(np.float64).std(axis=0)[never].max() == 0
+    assert 4e-6 < std32.min() <= std32.max() < 6e-6, std32         # "5e-6" in the messages; above 2e-6, below 1e-5
+    assert "5e-6" in nb01.KEPT_TINY and "5e-6" in nb01.BOTH_EDGES
+
+
+def test_std_equal_to_0_on_float32_data_is_named():
+    for answer in (lambda X: (X.mean(0), np.where(X.std(0) == 0, 1.0, X.std(0))),
+                   lambda X: (X.mean(0), np.where(X.std(0) < 1e-6, 1.0, X.std(0)))):   # a tolerance below the rounding
+        _named(nb01.pixel_stats, answer, "std == 0 misses", "float32", "X.max(axis=0) == X.min(axis=0)")
+
+    def counted(X):                                     # the mask built first, as a learner might
+        mean, std = X.mean(axis=0), X.std(axis=0)
+        std[std == 0] = 1.0
+        return mean, std
+    _named(nb01.pixel_stats, counted, "std == 0 misses")
+
+
+def test_a_tiny_real_std_overwritten_by_a_threshold_or_an_eps_is_named():
+    for t in (1e-5, 1e-4, 1e-2, 0.04):                  # catch float32's rounding (5e-6), but also the real 2e-6
+        _named(nb01.pixel_stats, lambda X, t=t: (X.mean(0), np.where(X.std(0) < t, 1.0, X.std(0))),
+               "varies a little", "keeps every other std")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), np.where(X.std(0) < 3e-6, 1.0, X.std(0))), "both kinds")
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), np.maximum(X.std(0), 1e-3)), "both kinds")
+    for eps in (1e-6, 1e-5, 1e-4, 1e-2):
+        message = _named(nb01.pixel_stats, lambda X, e=eps: (X.mean(0), X.std(0) + e), f"eps = {eps:.1g}",
+                         "The reference adds nothing")
+        assert "keeps every other std as it is" in message
+    _named(nb01.pixel_stats, lambda X: (X.mean(0), X.std(0) + 1e-8), "0 or tiny", "std 1")   # too small to see
+
+
+# -- a hard-coded 10 classes: the cases with 3 and 17 classes name it ----------------------------------------------
+def test_a_hard_coded_ten_classes_is_named():
+    def onehot10(y):
+        return np.eye(10)[y]
+    _named(nb01.softmax, lambda z: _stable(z.reshape(-1, 10)), "assumes 10 classes", "logits.shape[1]")
+    _named(nb01.cross_entropy, lambda z, y: -(onehot10(y) * _log_softmax(z)).sum(1).mean(), "assumes 10 classes")
+    grads = lambda X, W, b, y: (X.T @ (_stable(X @ W + b) - onehot10(y)) / len(y),
+                                (_stable(X @ W + b) - onehot10(y)).sum(0) / len(y))
+    _named(nb01.softmax_grads, grads, "assumes 10 classes", "W.shape[1]")

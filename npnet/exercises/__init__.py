@@ -30,6 +30,9 @@ FLOAT64_LEAK = ("{name} gives the right numbers{which}, but turns float32 inputs
                 "as npnet does (float64 doubles the memory and slows every later step). It creeps in from "
                 "np.zeros(shape) without dtype=x.dtype, from .astype(float), or from a NumPy float64 number such as "
                 "np.sqrt(2); Python numbers keep float32.")
+TEN_CLASSES = ("{name} is right with 10 classes but not with {classes}: on {case} it {what}. Something in it assumes "
+               "10 classes, such as np.eye(10), range(10), reshape(-1, 10) or np.zeros((N, 10)): take the number of "
+               "classes from the input, {source}.")
 
 
 class Exercise:
@@ -48,15 +51,20 @@ class Exercise:
     rtol, atol tolerances for comparing outputs
     float32    whether to probe "float32 in, float32 out": the first case with its float64 arrays as float32; an
                output the reference gives as float32 there (and as float64 on the case itself) must be float32
+    classes    optional (count, source): count(*args) is a case's number of classes, source where an answer finds
+               it, e.g. "logits.shape[1]"; an answer right on every 10-class case but wrong on another is told that
+               it assumes 10 classes
     """
 
     def __init__(self, name, reference, solution, cases, verified, mistakes, hint_text,
-                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0, raised_note=None, float32=True):
+                 numerical=None, returns=None, rtol=1e-5, atol=1e-7, seed=0, raised_note=None, float32=True,
+                 classes=None):
         self.name, self.reference, self.solution_fn = name, reference, solution
         self.cases, self.verified, self.mistakes = cases, verified, mistakes
         self.numerical, self.hint_text, self.returns = numerical, hint_text, returns
         self.raised_note = raised_note
         self.rtol, self.atol, self.seed, self.float32 = rtol, atol, seed, float32
+        self.classes = classes
 
     # -- what the learner calls -------------------------------------------------------------------------
     def check(self, fn):
@@ -86,7 +94,10 @@ class Exercise:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
-                return self._diagnose(fn)
+                verdict, message = self._diagnose(fn)
+                if verdict == "wrong":
+                    return self._explain_wrong(fn) or (verdict, message)
+                return verdict, message
             except Exception as e:  # e.g. a list subclass whose __iter__ raises: the learner's, so reported
                 return "wrong", (f"✗ {self.name}: its result could not be compared with the answer "
                                  f"({type(e).__name__}: {e}); return NumPy arrays or numbers")
@@ -131,6 +142,30 @@ class Exercise:
         i = bad[0]
         return "wrong", f"✗ {self.name}: {_difference(outputs[i], expected[i], self.returns)} on {_describe(cases[i])}"
 
+    def _explain_wrong(self, fn):
+        """('mistake', message) for a wrong answer that no listed mistake matches but a look at the cases can name
+        (here: a hard-coded 10 classes); None if there is nothing to add. Subclasses add their own."""
+        return self._assumes_ten_classes(fn) if self.classes is not None else None
+
+    def _assumes_ten_classes(self, fn):
+        """('mistake', message) if fn is right on every case with 10 classes and wrong on one with another number
+        of classes (a hard-coded 10), else None."""
+        count, source = self.classes
+        first_wrong = None
+        for args in self.cases(np.random.default_rng(self.seed)):
+            want, out = _call(self.reference, args), _call(fn, args)
+            if not isinstance(out, _Raised) and self._close(out, want):
+                continue
+            if count(*args) == 10:
+                return None
+            first_wrong = first_wrong or (args, want, out)
+        if first_wrong is None:
+            return None
+        args, want, out = first_wrong
+        what = f"raised {out.text.rstrip(' .')}" if isinstance(out, _Raised) else f"is off: {_difference(out, want, self.returns)}"
+        return "mistake", "✗ " + TEN_CLASSES.format(name=self.name, classes=count(*args), case=_describe(args),
+                                                    what=what, source=source)
+
     def _dtype_problem(self, fn, cases, outputs, expected):
         """(verdict, message) if the values are right but their type is not: counts as floats, or float64 from
         float32 inputs where the reference keeps float32. None if the types are right."""
@@ -143,7 +178,7 @@ class Exercise:
             return None
         want, out = _call(self.reference, probe), _call(fn, probe, watch=True)
         if isinstance(out, (_Raised, _Mutated)) or not self._close(out, want, rtol=1e-3, atol=1e-4):
-            what = f"raised {out.text}" if isinstance(out, _Raised) else "changed an argument in place" \
+            what = f"raised {out.text.rstrip(' .')}" if isinstance(out, _Raised) else "changed an argument in place" \
                 if isinstance(out, _Mutated) else _difference(out, want, self.returns, rtol=1e-3, atol=1e-4)
             return "wrong", f"✗ {self.name}, given float32 arrays, {what} on {_describe(probe)}"
         before = _outputs(expected[0], expected[0])

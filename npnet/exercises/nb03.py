@@ -138,6 +138,7 @@ confusion_matrix = _Nb03Exercise(
             "(or np.histogram2d) gives floats; start from np.zeros((num_classes, num_classes), dtype=int), or "
             "convert with .astype(int)",
     show_case=_show_confusion,
+    classes=(lambda y, y_pred, num_classes=10: num_classes, "num_classes"),
     hint_text="Start from np.zeros((num_classes, num_classes), dtype=int) and add 1 at [true, predicted] for every "
               "pair: a loop over zip(y, y_pred) is fine. Rows are the true class, columns the prediction.",
 )
@@ -175,6 +176,9 @@ def _ece_cases(rng):
     edge[6:9, :2] = 0.5                                  # a tie: argmax picks class 0
     edge[6:9, 2:] = 0.0
     cases.append((edge, np.array([0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 2, 0, 0, 1, 0]), 10))
+    logits = rng.standard_normal((60, 3)) * 2           # 3 classes: nothing in the ECE depends on there being 10
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    cases.append((probs, np.where(rng.random(60) < 0.7, probs.argmax(axis=1), rng.integers(0, 3, 60)), 10))
     return cases
 
 
@@ -268,7 +272,7 @@ def _weighted_by_count(probs, y, num_bins=10):
 ece = _Nb03Exercise(
     "ece", _ece_reference, ece_solution, _ece_cases,
     "matches npnet.metrics.reliability's ECE on 1 to 1,000 predictions with 5, 10 and 15 bins, with confidences "
-    "exactly on bin edges and exactly 1.0",
+    "exactly on bin edges and exactly 1.0, and with 3 classes",
     mistakes=[
         ("you averaged the bins' gaps equally: weight each bin's |accuracy - confidence| by its share of the "
          "predictions, n_b / N. A bin with 3 predictions must not count as much as one with 9,000.", _unweighted),
@@ -306,6 +310,7 @@ ece = _Nb03Exercise(
              "np.histogram(..., weights=correct) or an in-place += on it keeps that dtype. Convert it first, "
              "correct.astype(float).")],
     show_case=_show_ece,
+    classes=(lambda probs, y, num_bins=10: probs.shape[1], "probs.shape[1], or no class count at all"),
 )
 
 
