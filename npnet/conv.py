@@ -17,7 +17,7 @@ def im2col(x, k, stride=1):
     windows = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]   # (N, Ho, Wo, C, k, k), a view
     N, Ho, Wo, C = windows.shape[:4]
     if C == 1:  # one channel (the first conv): copy k·k shifted images, in runs of Wo pixels, rather than N·Ho·Wo
-        # runs of k pixels, then return the transpose, a view. The same cols, 3x faster to build (benchmarks/RESULTS.md)
+        # runs of k pixels, then return the transpose, a view: the same cols, about 3x faster to build (notebook 05)
         return windows.transpose(4, 5, 3, 0, 1, 2).reshape(k * k * C, N * Ho * Wo).T
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho * Wo, k * k * C)     # the one copy
 
@@ -39,7 +39,7 @@ def conv_input_grad(grad, W, x_shape, stride=1, chunk=16):
 
     The same sums as col2im, in a different order. One product per kernel offset (u, v) gives that offset's share as a
     contiguous (n, Ho, Wo, C) block, whose add onto dx runs over whole rows of Wo·C floats instead of C at a time; and
-    `chunk` examples at a time keep the blocks and dx in the cache. Together 2.5x faster than col2im (RESULTS.md).
+    `chunk` examples at a time keep the blocks and dx in the cache. benchmarks/RESULTS.md measures what this saves.
     """
     k, _, C, F = W.shape
     N, Ho, Wo, _ = grad.shape
