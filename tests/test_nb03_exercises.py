@@ -210,3 +210,57 @@ def test_an_unnamed_wrong_answer_is_shown_on_a_small_case():
         return C
     verdict, message = ex.confusion_matrix.diagnose(doubled)
     assert verdict == "wrong" and "For example, with y = [" in message and "should be 1, yours is 2" in message, message
+
+
+def share_of_all_refusals(probs, y, t):                 # divided by the number refused, as a learner writes it
+    low = probs.max(1) < t
+    return np.bincount(y[low], minlength=10) / low.sum()
+
+
+def share_of_all_refusals_guarded(probs, y, t):
+    low = probs.max(1) < t
+    return np.bincount(y[low], minlength=10) / max(low.sum(), 1)
+
+
+@pytest.mark.parametrize("wrong", [share_of_all_refusals, share_of_all_refusals_guarded])
+def test_share_of_all_refusals_is_named(wrong):
+    verdict, message = ex.refused_per_digit.diagnose(wrong)
+    assert verdict == "mistake" and "share of" in message and "refusals" in message, message
+
+
+# -- exercises 2 and 3: equal-mass bins and temperature scaling ----------------------------------------------------
+def equal_mass_unsorted(probs, y, num_bins=10):          # np.array_split on the predictions as they come
+    conf, correct = _conf_correct(probs, y)
+    return sum(len(b) / len(y) * abs(correct[b].mean() - conf[b].mean())
+               for b in np.array_split(np.arange(len(y)), num_bins) if len(b))
+
+
+def equal_mass_sorted_values(probs, y, num_bins=10):    # a learner's correct version, written with sorted arrays
+    conf, correct = _conf_correct(probs, y)
+    order = np.argsort(conf)
+    return sum(len(c) / len(y) * abs(r.mean() - c.mean())
+               for c, r in zip(np.array_split(conf[order], num_bins), np.array_split(correct[order], num_bins)) if len(c))
+
+
+def temperature_index(logits, y, temperatures):
+    losses = [-np.log(np.exp(logits / T) / np.exp(logits / T).sum(1, keepdims=True))[np.arange(len(y)), y].mean()
+              for T in temperatures]
+    return np.argmin(losses)
+
+
+def temperature_right(logits, y, temperatures):
+    return temperatures[temperature_index(logits, y, temperatures)]
+
+
+def test_exercises_2_and_3_pass_a_learners_version_and_name_mistakes():
+    assert ex.ece_equal_mass.diagnose(equal_mass_sorted_values)[0] == "pass"
+    verdict, message = ex.ece_equal_mass.diagnose(equal_mass_unsorted)
+    assert verdict == "mistake" and "sort first" in message, message
+    assert ex.best_temperature.diagnose(temperature_right)[0] == "pass"
+    verdict, message = ex.best_temperature.diagnose(temperature_index)
+    assert verdict == "mistake" and "position of the best temperature" in message, message
+
+
+def test_the_temperature_cases_have_their_best_t_inside_the_grid():
+    for logits, y, temperatures in ex.best_temperature.cases(np.random.default_rng(ex.best_temperature.seed)):
+        assert temperatures[0] < ex.best_temperature_solution(logits, y, temperatures) < temperatures[-1]

@@ -347,6 +347,11 @@ def _share_of_refused(probs, y, t):
     return np.bincount(y[refused], minlength=10) / max(refused.sum(), 1)
 
 
+def _share_of_refused_unguarded(probs, y, t):
+    refused = probs.max(axis=1) < t
+    return np.bincount(y[refused], minlength=10) / refused.sum()    # 0 / 0 = NaN when nothing is refused
+
+
 def _at_or_below(probs, y, t):
     refused = probs.max(axis=1) <= t
     return np.bincount(y[refused], minlength=10) / np.maximum(np.bincount(y, minlength=10), 1)
@@ -399,6 +404,10 @@ refused_per_digit = _Nb03Exercise(
          _by_predicted),
         ("you divided by the number of refused inputs, which gives each digit's share of the refusals; divide by "
          "how many inputs of that digit there are.", _share_of_refused),
+        ("you divided by the number of refused inputs, refused.sum(): that is each digit's share of ALL the "
+         "refusals (the ten numbers add up to 1), and NaN when nothing is refused. The question is what fraction "
+         "of each digit is refused: divide by how many inputs of that digit there are, np.bincount(y, minlength=10).",
+         _share_of_refused_unguarded),
         ("a confidence exactly equal to t was refused: the notebook keeps conf >= t, so refuse conf < t.",
          _at_or_below),
         ("that is the fraction KEPT per digit; the question asks for the fraction refused.", _kept),
@@ -423,4 +432,122 @@ refused_per_digit = _Nb03Exercise(
     show_case=_show_refusal,
     hint_text="refused = probs.max(axis=1) < t. Count refused inputs per true digit with np.bincount(y[refused], "
               "minlength=10) and divide by np.bincount(y, minlength=10) (use np.maximum(count, 1) for absent digits).",
+)
+
+
+# -- exercise 2: equal-mass bins ----------------------------------------------------------------------------
+def ece_equal_mass_solution(probs, y, num_bins=10):
+    """(N, C) probs, (N,) int labels -> ECE, a float, over num_bins bins that each hold about N / num_bins
+    predictions: sorted by confidence, then cut with np.array_split."""
+    conf = probs.max(axis=1)                            # (N,) confidence
+    correct = probs.argmax(axis=1) == y                 # (N,) right or wrong
+    order = np.argsort(conf)                            # least confident first
+    total = 0.0
+    for in_bin in np.array_split(order, num_bins):      # indices of the predictions in each bin
+        if len(in_bin):                                 # more bins than predictions leaves some empty
+            total += len(in_bin) / len(y) * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return total
+
+
+def _equal_mass_cases(rng):
+    cases = []
+    for n, bins in ((4, 10), (37, 10), (400, 5), (1000, 15)):
+        logits = rng.standard_normal((n, 10)) * rng.uniform(1, 4)
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        y = np.where(rng.random(n) < 0.7, probs.argmax(axis=1), rng.integers(0, 10, n))
+        cases.append((probs, y, bins))
+    return cases
+
+
+def _unsorted_mass(probs, y, num_bins=10):
+    conf, correct = probs.max(1), probs.argmax(1) == y
+    return float(sum(len(b) / len(y) * abs(correct[b].mean() - conf[b].mean())
+                     for b in np.array_split(np.arange(len(y)), num_bins) if len(b)))
+
+
+def _signed_mass(probs, y, num_bins=10):
+    conf, correct = probs.max(1), probs.argmax(1) == y
+    return float(sum(len(b) / len(y) * (correct[b].mean() - conf[b].mean())
+                     for b in np.array_split(np.argsort(conf), num_bins) if len(b)))
+
+
+ece_equal_mass = _Nb03Exercise(
+    "ece_equal_mass", ece_equal_mass_solution, ece_equal_mass_solution, _equal_mass_cases,
+    "matches the model answer on 4 to 1,000 predictions with 5, 10 and 15 bins, fewer predictions than bins included",
+    mistakes=[
+        ("your bins follow the order the predictions come in, not their confidence: sort first (np.argsort of the "
+         "confidences), then cut the sorted indices with np.array_split, so each bin holds similar confidences.",
+         _unsorted_mass),
+        ("these are the equal-width bins of the main text (npnet.metrics.reliability); here every bin holds the same "
+         "NUMBER of predictions: sort by confidence and cut with np.array_split.",
+         lambda p, y, b=10: metrics.reliability(p, y, b)["ece"]),
+        ("the gaps cancel: take |acc_b - conf_b| in each bin before adding them up.", _signed_mass),
+        ("num_bins is ignored: you always made 10 bins. Pass num_bins to np.array_split.",
+         lambda p, y, b=10: ece_equal_mass_solution(p, y, 10)),
+    ],
+    hint_text="order = np.argsort(probs.max(axis=1)); then for each index array in np.array_split(order, num_bins), "
+              "add len(bin) / N times |accuracy - mean confidence| in that bin. Skip empty bins.",
+    not_done="· not done yet: the next cell answers the question with the model answer, "
+             "ex.ece_equal_mass_solution, instead of yours. ex.ece_equal_mass.hint() gives a nudge.",
+)
+
+
+# -- exercise 3: temperature scaling ------------------------------------------------------------------------
+def best_temperature_solution(logits, y, temperatures):
+    """(N, C) logits, (N,) int labels, (K,) temperatures -> the temperature T (a float, one of temperatures) whose
+    softmax(logits / T) has the lowest mean cross-entropy."""
+    losses = []
+    for T in temperatures:
+        z = logits / T
+        z = z - z.max(axis=1, keepdims=True)            # stable log-softmax
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        losses.append(-log_probs[np.arange(len(y)), y].mean())
+    return float(temperatures[int(np.argmin(losses))])
+
+
+def _temperature_cases(rng):
+    cases = []
+    for n, scale in ((50, 2.5), (300, 4.0), (1000, 2.0)):
+        logits = rng.standard_normal((n, 10)) * scale   # over-confident: the best T is above 1
+        y = np.where(rng.random(n) < 0.8, logits.argmax(axis=1), rng.integers(0, 10, n))
+        cases.append((logits, y, np.round(np.arange(0.5, 3.001, 0.05), 2)))
+    return cases
+
+
+def _temperature_losses(logits, y, temperatures, scale):
+    out = []
+    for T in temperatures:
+        z = scale(logits, T)
+        z = z - z.max(axis=1, keepdims=True)
+        out.append(-(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(len(y)), y].mean())
+    return np.array(out)
+
+
+def _temperature_ece(logits, y, temperatures):
+    eces = []
+    for T in temperatures:
+        z = logits / T
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        eces.append(metrics.reliability(p / p.sum(axis=1, keepdims=True), y)["ece"])
+    return float(temperatures[int(np.argmin(eces))])
+
+
+best_temperature = _Nb03Exercise(
+    "best_temperature", best_temperature_solution, best_temperature_solution, _temperature_cases,
+    "matches the model answer on 50 to 1,000 over-confident predictions, on the grid 0.5, 0.55, ..., 3",
+    mistakes=[
+        ("you returned the position of the best temperature in the grid; return the temperature itself, "
+         "temperatures[np.argmin(losses)].", lambda z, y, ts: int(np.argmin(_temperature_losses(z, y, ts, np.divide)))),
+        ("you picked the temperature with the LARGEST loss: use np.argmin.",
+         lambda z, y, ts: float(ts[int(np.argmax(_temperature_losses(z, y, ts, np.divide)))])),
+        ("you multiplied the logits by T; temperature scaling divides them, softmax(logits / T), so that T > 1 "
+         "softens the probabilities.", lambda z, y, ts: float(ts[int(np.argmin(_temperature_losses(z, y, ts, np.multiply)))])),
+        ("you chose T by the ECE; the exercise chooses it by the cross-entropy (the loss the model was trained on), "
+         "and then looks at what that does to the ECE.", _temperature_ece),
+    ],
+    hint_text="For each T in temperatures: z = logits / T, then the mean cross-entropy -log softmax(z)[i, y_i] "
+              "(subtract z.max(axis=1, keepdims=True) first). Return the T with the smallest loss.",
+    not_done="· not done yet: the next cell shows what temperature scaling does once yours passes; Going deeper "
+             "measures it too. ex.best_temperature.hint() gives a nudge.",
+    float32=False,
 )
