@@ -244,6 +244,7 @@ def test_the_change_its_mind_button_flips_the_answer(pad):
     draw_on(pad, 3)
     panel = pad.inside
     assert panel.change_image.layout.display == "none" and "press the button" in panel.change_note.value
+    assert "not the smallest change possible" in panel.change_note.value    # a bisection along one direction only
     panel.target.value = 5
     panel.change_button.click()
     r = panel.result
