@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 from . import inside as I
 
 MODEL_NOTE = {"mlp": ("<b>what each layer sees</b>: each hidden layer's units as a heat map (dark off, bright on; "
-                      "{sizes} units, the first layer on top), then the most active first-layer units' input "
+                      "{sizes} units, the first layer on top; the grid only lays them out: neighbours are unrelated "
+                      "units), then the most active first-layer units' input "
                       "weights as 28×28 templates (red: ink there turns the unit on, blue: off)"),
               "cnn": ("<b>what each layer sees</b>: the first conv layer's 32 feature maps (24×24, after ReLU), "
                       "then the second's 8 strongest maps for this drawing (8×8)")}

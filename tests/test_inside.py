@@ -229,7 +229,7 @@ def test_the_panel_shows_each_view_for_the_drawing_and_the_model_picked(pad):
     found = I.resembles(*pad.models["MLP"], pad.x28, panel.training_set)
     for y, d in zip(found["features"][1], found["features"][2]):
         assert f"<b>{y}</b> ({d:.1f})" in panel.near_note.value
-    assert "256 and 128 units" in panel.layer_notes.value
+    assert "256 and 128 units" in panel.layer_notes.value and "neighbours are unrelated" in panel.layer_notes.value
     assert set(panel.times) == {"what each layer sees", "why this answer", "what it resembles", "draw the views"}
     before = [im.value for im in images]
     draw_on(pad, 7)                                                 # more strokes on top: the views follow
