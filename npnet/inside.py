@@ -276,7 +276,8 @@ def change_its_mind(model, stats, x28, target, others=None, step=STEP, max_steps
 
     Each step moves the pixels by `step` (L2, pixel units) against the gradient of logit[strongest other digit] -
     logit[target], then clips them to [0, 1]; once the model answers target, a bisection shrinks the change to the
-    smallest fraction of it that still does. Returns "x28" (the changed tensor), "delta" (its change, (28, 28)),
+    smallest multiple of it that still does. That is the smallest along this one direction, not the smallest change
+    that flips the model: a part of it may flip it too. Returns "x28" (the changed tensor), "delta" (its change, (28, 28)),
     "l2", "max_abs", "steps" (gradient steps taken), "answer" (the model's answer on it, target unless it failed
     within max_steps), and "others": {name: answer} of each model in others ({name: (model, stats)}) on it.
     """

@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 from . import inside as I
 
 MODEL_NOTE = {"mlp": ("<b>what each layer sees</b>: each hidden layer's units as a heat map (dark off, bright on; "
-                      "{sizes} units, the first layer on top), then the most active first-layer units' input "
+                      "{sizes} units, the first layer on top; the grid only lays them out: neighbours are unrelated "
+                      "units), then the most active first-layer units' input "
                       "weights as 28×28 templates (red: ink there turns the unit on, blue: off)"),
               "cnn": ("<b>what each layer sees</b>: the first conv layer's 32 feature maps (24×24, after ReLU), "
                       "then the second's 8 strongest maps for this drawing (8×8)")}
@@ -221,9 +222,10 @@ class InsidePanel:
 
     def _forget_change(self):
         self.result = None
-        self.change_note.value = _small(f"<b>what would change its mind?</b> The smallest change to the 28×28 "
-                                        f"tensor that makes the {html.escape(self.model.value)} answer "
-                                        f"{self.target.value}: press the button.")
+        self.change_note.value = _small(f"<b>what would change its mind?</b> A small change to the 28×28 tensor "
+                                        f"that makes the {html.escape(self.model.value)} answer "
+                                        f"{self.target.value} (the smallest multiple of the change its gradient "
+                                        f"steps find, not the smallest change possible): press the button.")
         self.change_image.value, self.change_image.layout.display = b"", "none"
 
     def change_its_mind(self):
@@ -243,7 +245,8 @@ class InsidePanel:
                 f"{r['answer']}</span> after {r['steps']} steps")
         self.change_note.value = _small(
             f"<b>what would change its mind?</b> The {html.escape(name)} {done}: {r['steps']} gradient steps on "
-            f"the input, change L2 {r['l2']:.2f}, max |Δ| {r['max_abs']:.2f} (pixel units, 0 to 1). "
+            f"the input, shrunk to the smallest multiple that still flips it: change L2 {r['l2']:.2f}, max |Δ| "
+            f"{r['max_abs']:.2f} (pixel units, 0 to 1). "
             f"Drawing, changed tensor, change (red: added):<br>"
             f"The other models on the changed tensor: {others or 'none'}"
             f" ({'fooled too: ' + ', '.join(map(html.escape, fooled)) if fooled else 'none fooled'}).")

@@ -229,7 +229,7 @@ def test_the_panel_shows_each_view_for_the_drawing_and_the_model_picked(pad):
     found = I.resembles(*pad.models["MLP"], pad.x28, panel.training_set)
     for y, d in zip(found["features"][1], found["features"][2]):
         assert f"<b>{y}</b> ({d:.1f})" in panel.near_note.value
-    assert "256 and 128 units" in panel.layer_notes.value
+    assert "256 and 128 units" in panel.layer_notes.value and "neighbours are unrelated" in panel.layer_notes.value
     assert set(panel.times) == {"what each layer sees", "why this answer", "what it resembles", "draw the views"}
     before = [im.value for im in images]
     draw_on(pad, 7)                                                 # more strokes on top: the views follow
@@ -244,6 +244,7 @@ def test_the_change_its_mind_button_flips_the_answer(pad):
     draw_on(pad, 3)
     panel = pad.inside
     assert panel.change_image.layout.display == "none" and "press the button" in panel.change_note.value
+    assert "not the smallest change possible" in panel.change_note.value    # a bisection along one direction only
     panel.target.value = 5
     panel.change_button.click()
     r = panel.result
