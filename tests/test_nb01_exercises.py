@@ -212,3 +212,33 @@ def test_a_hard_coded_ten_classes_is_named():
     grads = lambda X, W, b, y: (X.T @ (_stable(X @ W + b) - onehot10(y)) / len(y),
                                 (_stable(X @ W + b) - onehot10(y)).sum(0) / len(y))
     _named(nb01.softmax_grads, grads, "assumes 10 classes", "W.shape[1]")
+
+
+# -- softmax_grads: the float64 one-hot, and a forgotten or wrong bias gradient --------------------------------------
+def test_a_float64_one_hot_is_named_as_the_cause_of_the_float64_leak():
+    def answer(onehot):
+        def grads(X, W, b, y):
+            delta = (_stable(X @ W + b) - onehot(X, W, y)) / len(y)
+            return X.T @ delta, delta.sum(axis=0)
+        return grads
+    message = _named(nb01.softmax_grads, answer(lambda X, W, y: np.eye(W.shape[1])[y]),
+                     "np.eye(C)[y] is float64", "np.eye(C, dtype=X.dtype)[y]", "float32 in, float32 out")
+    assert "for dW" not in message, message
+    assert nb01.softmax_grads.diagnose(answer(lambda X, W, y: np.eye(W.shape[1], dtype=X.dtype)[y]))[0] == "pass"
+    # cross_entropy returns one number, which may be a Python float: the same one-hot passes there (no dtype rule)
+    ce = lambda z, y: -(np.eye(z.shape[1])[y] * _log_softmax(z)).sum(axis=1).mean()
+    assert nb01.cross_entropy.diagnose(ce)[0] == "pass"
+
+
+def test_a_forgotten_bias_is_named():
+    def grads(logits_of, db_of):
+        def answer(X, W, b, y):
+            delta = (_stable(logits_of(X, W, b)) - np.eye(W.shape[1], dtype=X.dtype)[y]) / len(y)
+            return X.T @ delta, db_of(delta, b)
+        return answer
+    right_db = lambda delta, b: delta.sum(axis=0)
+    _named(nb01.softmax_grads, grads(lambda X, W, b: X @ W, right_db), "leaves out the bias", "X @ W + b")
+    _named(nb01.softmax_grads, grads(lambda X, W, b: X @ W + b, lambda delta, b: np.zeros(len(b))), "db is all zeros")
+    message = _named(nb01.softmax_grads, grads(lambda X, W, b: X @ W + b, lambda delta, b: b),   # any other wrong db
+                     "dW is right, but db is not", "delta.sum(axis=0)")
+    assert "largest difference" in message, message

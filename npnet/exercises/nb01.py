@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import losses
 from ..gradcheck import numerical_grad
-from . import Exercise, _call, _describe
+from . import Exercise, _call, _describe, _difference
 
 # A float32 answer keeps about 7 significant digits, and a logit near 1000 rounds to about 4 decimals: such an
 # answer (or any answer where the reference gives float32) is compared at these tolerances (relative, absolute), a
@@ -25,9 +25,10 @@ class _Exercise(Exercise):
     """Notebook 01's exercises: a float32 answer, or one to a float32 case, is judged at float32 precision, a row max
     or sum taken without keepdims is named, and (labels=True) wrong labels are counted rather than measured by size."""
 
-    def __init__(self, *args, labels=False, **kwargs):
+    def __init__(self, *args, labels=False, float64_note=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.labels = labels
+        self.float64_note = float64_note      # the float64 leak's usual cause in this exercise, if it has one
 
     def _close(self, out, want, rtol=None, atol=None, equal_nan=False):
         parts = [*(out if isinstance(out, (tuple, list)) else (out,)), *(want if isinstance(want, tuple) else (want,))]
@@ -42,6 +43,10 @@ class _Exercise(Exercise):
             return "mistake", "✗ " + NO_KEEPDIMS.format(name=self.name)
         if verdict == "wrong" and self.labels and "largest difference" in message:
             return verdict, self._labels_differ(fn) or message
+        if verdict == "mistake" and self.float64_note and "turns float32 inputs into float64" in message:
+            which = re.search(r"right numbers( for \w+)?", message).group(1) or ""
+            if which in ("", f" for {self.returns[0] if self.returns else ''}"):   # the first output leaks
+                return verdict, "✗ " + self.float64_note.format(name=self.name)
         return verdict, message
 
     def _labels_differ(self, fn):
@@ -342,7 +347,45 @@ def _delta_columns(X, W, b, y):
     return delta
 
 
-softmax_grads = _Exercise(
+def _grads_without_b(X, W, b, y):
+    delta = losses.softmax(X @ W)                       # the forward pass without its bias
+    delta[np.arange(len(y)), y] -= 1
+    return X.T @ delta / len(y), delta.sum(axis=0) / len(y)
+
+
+# The float32 probe's usual failure here: a correct answer whose one-hot comes from np.eye, float64 by default.
+ONEHOT_FLOAT64 = ("{name} gives the right numbers, but turns float32 inputs into float64. The usual cause "
+                  "here is the one-hot: np.eye(C)[y] is float64 (np.eye's default dtype), so P - Y becomes float64, "
+                  "and dW and db with it. Build it as np.eye(C, dtype=X.dtype)[y], or skip the one-hot and subtract 1 "
+                  "at delta[np.arange(N), y]. (Other ways in: np.zeros without dtype=, .astype(float), a NumPy "
+                  "float64 number such as np.sqrt(2).) The rule is float32 in, float32 out, as in npnet: float64 "
+                  "doubles the memory and slows every later step.")
+DB_ONLY = ("dW is right, but db is not: on {case}, db's {diff}. The bias is added to every image's logits, so db is "
+           "delta summed over the batch, delta.sum(axis=0): C numbers, with the same delta = (P - Y) / N as dW.")
+
+
+class _Grads(_Exercise):
+    """softmax_grads: a wrong db next to a right dW is named, whatever form the wrong db takes."""
+
+    def _explain_wrong(self, fn):
+        return super()._explain_wrong(fn) or self._db_only(fn)
+
+    def _db_only(self, fn):
+        """('mistake', message) if dW matches on every case and db does not on some, else None."""
+        first_bad = None
+        for args in self.cases(np.random.default_rng(self.seed)):
+            want, out = _call(self.reference, args), _call(fn, args)
+            if not isinstance(out, (tuple, list)) or len(out) != 2 or not self._close(out[0], want[0]):
+                return None
+            if first_bad is None and not self._close(out[1], want[1]):
+                first_bad = (args, out[1], want[1])
+        if first_bad is None:
+            return None
+        args, db, want_db = first_bad
+        return "mistake", "✗ " + DB_ONLY.format(diff=_difference(db, want_db), case=_describe(args))
+
+
+softmax_grads = _Grads(
     "softmax_grads", _grads_reference, softmax_grads_solution, _grads_cases,
     "dW and db match npnet and central differences (float64) on batches of 1, 7 and 32, with 10 classes and with "
     "3 and 17",
@@ -388,11 +431,17 @@ softmax_grads = _Exercise(
         ("you divided by D = X.shape[1], the number of inputs per image: the loss is a mean over the N images, "
          "so divide by N = len(y) = X.shape[0].",
          lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / X.shape[1], _delta(X, W, b, y).sum(axis=0) / X.shape[1])),
+        ("your forward pass leaves out the bias: the logits are z = X @ W + b, not X @ W. b shifts every image's "
+         "logit for class k by b_k, which changes P, and so both dW and db.", _grads_without_b),
+        ("db is all zeros: the bias has a gradient too. It is added to every image's logits, so db is delta "
+         "summed over the batch, delta.sum(axis=0).",
+         lambda X, W, b, y: (X.T @ _delta(X, W, b, y) / len(y), np.zeros_like(b))),
     ],
     hint_text="delta = (P - Y) / N, with P = softmax(X @ W + b) and Y one-hot (subtract 1 at each row's label). "
               "Shapes decide the rest: dW must be (D, C) = (D, N) @ (N, C), so X.T goes on the left; db sums delta "
               "over the batch.",
     classes=(lambda X, W, b, y: W.shape[1], "W.shape[1] (or len(b))"),
+    float64_note=ONEHOT_FLOAT64,
 )
 
 
