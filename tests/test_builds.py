@@ -25,13 +25,15 @@ def _solution(build, name):
 
 
 def _mistake(build, answer, key, messages):
+    """The answer gets the catalogue's message for key, perhaps followed by measured numbers in brackets."""
     verdict, message = build.diagnose(answer)
-    assert (verdict, message) == ("mistake", f"✗ {messages[key]}"), (key, message)
+    want = f"✗ {messages[key]}"
+    assert verdict == "mistake" and (message == want or message.startswith(want + " (")), (key, message)
 
 
 # == 1. the training loop =======================================================================================
 def loop(model, optimizer, X, y, num_epochs, batch_size, rng, order=None, end=None, step_first=False,
-         step_per_epoch=False, batch=None, record=None, cast=None, no_step=False):
+         step_per_epoch=False, batch=None, record=None, cast=None, no_step=False, dlogits=None):
     """A learner's train, written out; each keyword swaps one line for a typical mistake."""
     loss_fn = npnet.SoftmaxCrossEntropy()
     history, fixed = [], rng.permutation(len(X)) if order == "once" else None
@@ -47,7 +49,7 @@ def loop(model, optimizer, X, y, num_epochs, batch_size, rng, order=None, end=No
             value = loss_fn.forward(logits, yb)
             if step_first:
                 optimizer.step()
-            M.backward(model, loss_fn.backward())
+            M.backward(model, dlogits(loss_fn, value, idx) if dlogits else loss_fn.backward())
             if not (step_first or step_per_epoch or no_step):
                 optimizer.step()
             batch_losses.append(value)
@@ -82,6 +84,8 @@ TRAIN_MISTAKES = {
     "float64": with_(cast=np.float64),
     "whole": with_(batch=lambda X, y, idx, rng: (X, y)),
     "no_step": with_(no_step=True),
+    "loss_value": with_(dlogits=lambda loss_fn, value, idx: value),                      # the loss, not its gradient
+    "grad_N": with_(dlogits=lambda loss_fn, value, idx: loss_fn.backward() * len(idx)),  # read 02's learner
 }
 
 
@@ -104,6 +108,10 @@ def test_train_mistake_two_permutations_is_named():
             history.append(np.mean(losses))
         return history
     _mistake(builds.train, train, "two", TRAIN_MSG)   # named from the labels the loss was given
+
+
+def test_train_gradient_times_batch_size_is_named_too():
+    _mistake(builds.train, with_(dlogits=lambda loss_fn, value, idx: 16 * loss_fn.backward()), "grad_N", TRAIN_MSG)
 
 
 def test_train_that_shuffles_x_in_place_is_caught():
@@ -312,6 +320,44 @@ class NoInputGrad(MyDense):
         return super().backward(grad)
 
 
+class BiasPointOne(MyDense):
+    def __init__(self, fan_in, fan_out, rng):
+        super().__init__(fan_in, fan_out, rng)
+        self.params["b"][...] = 0.1
+
+
+class GlobalRng(MyDense):
+    def __init__(self, fan_in, fan_out, rng):
+        super().__init__(fan_in, fan_out, rng)
+        self.params["W"][...] = np.random.randn(fan_in, fan_out) * np.sqrt(2 / fan_in)
+
+
+class XavierInit(MyDense):                # Glorot's 2 / (fan_in + fan_out): not He, although close when square
+    def __init__(self, fan_in, fan_out, rng):
+        super().__init__(fan_in, fan_out, rng)
+        self.params["W"][...] = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / (fan_in + fan_out))
+
+
+class DxUsesX(MyDense):
+    def backward(self, grad, input_grad=True):
+        super().backward(grad)
+        return grad.T @ self.x if input_grad else None
+
+
+class IgnoresInputGrad(MyDense):
+    def backward(self, grad, input_grad=True):
+        self.grads["W"][...] = self.x.T @ grad
+        self.grads["b"][...] = grad.sum(axis=0)
+        return grad @ self.params["W"].T
+
+
+class SkipsGradsWithoutInputGrad(MyDense):
+    def backward(self, grad, input_grad=True):
+        if not input_grad:
+            return None
+        return super().backward(grad)
+
+
 DENSE_MISTAKES = {
     "W64": W64, "b64": B64, "W_shape": WShape, "b_shape": BShape, "no_params": NoParams, "no_grads": NoGrads,
     "init": SmallInit, "no_bias": NoBias, "relu": WithReLU, "copy": Copy, "no_cache": NoCache,
@@ -325,7 +371,39 @@ DENSE_MISTAKES = {
     "accumulate": _backward_with(assign=_add),
     "rebind": Rebind,
     "no_input_grad": NoInputGrad,
+    "b_init": BiasPointOne,
+    "rng": GlobalRng,
+    "dX_shape": DxUsesX,
+    "input_grad_ignored": IgnoresInputGrad,
+    "input_grad_grads": SkipsGradsWithoutInputGrad,
 }
+
+
+def test_dense_glorot_init_is_not_he():
+    _mistake(builds.dense, XavierInit, "init", DENSE_MSG)
+
+
+def test_dense_he_drawn_another_way_or_params_in_another_order_pass():
+    """He-ness is judged by statistics, and training from npnet's copied weights, so any valid He draw passes;
+    the params dict may list b first."""
+    class Float32Draw(MyDense):             # read 02's learner: a float32 draw, another random stream than npnet's
+        def __init__(self, fan_in, fan_out, rng):
+            super().__init__(fan_in, fan_out, rng)
+            self.params["W"] = rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+            self.grads["W"] = np.zeros_like(self.params["W"])
+
+    class NormalScale(MyDense):
+        def __init__(self, fan_in, fan_out, rng):
+            super().__init__(fan_in, fan_out, rng)
+            self.params["W"][...] = rng.normal(0, np.sqrt(2 / fan_in), (fan_in, fan_out))
+
+    class BiasFirst(MyDense):
+        def __init__(self, fan_in, fan_out, rng):
+            self.params = {"b": np.zeros(fan_out, np.float32), "W": npnet.he_normal(fan_in, fan_out, rng)}
+            self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+    for cls in (Float32Draw, NormalScale, BiasFirst):
+        verdict, message = builds.dense.diagnose(cls)
+        assert verdict == "pass", (cls.__name__, message)
 
 
 @pytest.mark.parametrize("key", sorted(DENSE_MISTAKES))
@@ -343,7 +421,8 @@ def test_every_dense_and_train_message_is_tested_and_distinct():
 def test_module_catalogues_get_their_own_messages():
     for build in (builds.train, builds.dense):
         for message, wrong in build.mistakes:
-            assert build.diagnose(wrong) == ("mistake", f"✗ {message}")
+            verdict, said = build.diagnose(wrong)
+            assert verdict == "mistake" and (said == f"✗ {message}" or said.startswith(f"✗ {message} (")), said
     for message, wrong in builds.overfit.mistakes:
         verdict, said = builds.overfit.diagnose(wrong)
         assert verdict == "mistake" and said.startswith(f"✗ {message}"), said
