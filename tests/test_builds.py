@@ -389,7 +389,8 @@ def test_dense_he_drawn_another_way_or_params_in_another_order_pass():
     class Float32Draw(MyDense):             # read 02's learner: a float32 draw, another random stream than npnet's
         def __init__(self, fan_in, fan_out, rng):
             super().__init__(fan_in, fan_out, rng)
-            self.params["W"] = rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+            W = rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+            self.params["W"] = W
             self.grads["W"] = np.zeros_like(self.params["W"])
 
     class NormalScale(MyDense):
@@ -499,6 +500,53 @@ def test_overfit_solution_passes_and_the_mistakes_are_named():
         assert verdict == "mistake" and message.startswith(f"✗ {OVERFIT_MSG[key]}"), (key, message)
 
 
+def _two_permutations(model, optimizer, X, y, num_epochs, batch_size, rng):
+    """read 02's learner's train: X and y each shuffled by its own permutation, so the labels are not the images'."""
+    loss_fn, history = npnet.SoftmaxCrossEntropy(), []
+    for _ in range(num_epochs):
+        Xs, ys, losses = X[rng.permutation(len(X))], y[rng.permutation(len(y))], []
+        for i in range(0, len(X), batch_size):
+            losses.append(loss_fn.forward(M.forward(model, Xs[i:i + batch_size]), ys[i:i + batch_size]))
+            M.backward(model, loss_fn.backward())
+            optimizer.step()
+        history.append(float(np.mean(losses)))
+    return history
+
+
+def test_overfit_stuck_at_chance_is_called_a_bug_not_too_few_steps():
+    answer = _overfit_with(lambda m: npnet.Adam(m, lr=3e-3), 60, train=_two_permutations)
+    verdict, message = builds.overfit.diagnose(answer)
+    assert verdict == "mistake" and message.startswith(f"✗ {OVERFIT_MSG['chance']} ("), message
+    # a correct loop that is merely short, ending near 2.3 while still falling, is told to train longer
+    verdict, message = builds.overfit.diagnose(_overfit_with(lambda m: npnet.Adam(m, lr=3e-4), 5))
+    assert verdict == "mistake" and message.startswith(f"✗ {OVERFIT_MSG['slow']} (loss now 2."), message
+
+
+def test_overfit_hint_states_the_measured_starting_loss():
+    X, y = builds._overfit_batch()
+    loss = npnet.SoftmaxCrossEntropy().forward(M.forward(M.mlp((784, 64, 64, 10), np.random.default_rng(0)), X), y)
+    assert np.log(10) + 0.3 < loss < 3.5, loss                     # "starts near 3, a little above ln 10"
+    assert "starts near 3" in builds.overfit.hint_text and "about 2.3" not in builds.overfit.hint_text
+
+
+def test_overfit_with_build_1_still_a_stub_says_train_is_missing_and_judges_overfit_with_fit():
+    def stub(model, optimizer, X, y, num_epochs, batch_size, rng):
+        raise NotImplementedError  # TODO: about 12 lines
+    namespace = {"npnet": npnet, "train": stub}
+    exec("def overfit_one_batch(model, X, y, rng):\n"
+         "    return train(model, npnet.Adam(model, lr=3e-3), X, y, num_epochs=60, batch_size=len(X), rng=rng)\n"
+         "def too_short(model, X, y, rng):\n"
+         "    return train(model, npnet.Adam(model, lr=3e-3), X, y, num_epochs=3, batch_size=len(X), rng=rng)\n",
+         namespace)
+    verdict, message = builds.overfit.diagnose(namespace["overfit_one_batch"])
+    assert verdict == "not done" and message.startswith("· not done yet: your overfit_one_batch calls train() "
+                                                        "(Build 1)"), message
+    assert "With npnet.fit standing in for it: ✓" in message
+    verdict, message = builds.overfit.diagnose(namespace["too_short"])
+    assert verdict == "not done" and f"standing in for it: ✗ {OVERFIT_MSG['slow']}" in message, message
+    assert namespace["train"] is stub                               # the learner's train is put back
+
+
 def test_overfit_with_npnets_fit_is_recognised_and_stub_not_done():
     def with_fit(model, X, y, rng):
         return npnet.fit(model, npnet.Adam(model, lr=3e-3), X, y, num_epochs=40, batch_size=64, rng=rng,
@@ -546,6 +594,9 @@ def test_bug_diagnosis_is_answered_specifically():
     for odd in ("layer 3", (9, "x"), (3, "weights"), 3, object()):
         assert builds.bug.diagnose(odd)[0] == "wrong"
     assert "(3, \"x\")" in builds.bug.solution_source()
+    for near in ((3, "W"), (3, "b")):                           # a nudge, not the answer
+        message = builds.bug.diagnose(near)[1]
+        assert "layer 3 is the right place" in message and "'x'" not in message and '"x"' not in message
 
 
 def test_hints_and_solutions_print(capsys):
