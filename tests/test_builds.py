@@ -383,28 +383,31 @@ def test_dense_glorot_init_is_not_he():
     _mistake(builds.dense, XavierInit, "init", DENSE_MSG)
 
 
-def test_dense_he_drawn_another_way_or_params_in_another_order_pass():
-    """He-ness is judged by statistics, and training from npnet's copied weights, so any valid He draw passes;
-    the params dict may list b first."""
-    class Float32Draw(MyDense):             # read 02's learner: a float32 draw, another random stream than npnet's
-        def __init__(self, fan_in, fan_out, rng):
-            super().__init__(fan_in, fan_out, rng)
-            W = rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
-            self.params["W"] = W
-            self.grads["W"] = np.zeros_like(self.params["W"])
+class Float32Draw(MyDense):                 # read 02's learner: a float32 draw, another random stream than npnet's
+    def __init__(self, fan_in, fan_out, rng):
+        super().__init__(fan_in, fan_out, rng)
+        W = rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+        self.params["W"], self.grads["W"] = W, np.zeros_like(W)
 
-    class NormalScale(MyDense):
-        def __init__(self, fan_in, fan_out, rng):
-            super().__init__(fan_in, fan_out, rng)
-            self.params["W"][...] = rng.normal(0, np.sqrt(2 / fan_in), (fan_in, fan_out))
 
-    class BiasFirst(MyDense):
-        def __init__(self, fan_in, fan_out, rng):
-            self.params = {"b": np.zeros(fan_out, np.float32), "W": npnet.he_normal(fan_in, fan_out, rng)}
-            self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-    for cls in (Float32Draw, NormalScale, BiasFirst):
-        verdict, message = builds.dense.diagnose(cls)
-        assert verdict == "pass", (cls.__name__, message)
+class NormalScale(MyDense):
+    def __init__(self, fan_in, fan_out, rng):
+        super().__init__(fan_in, fan_out, rng)
+        self.params["W"][...] = rng.normal(0, np.sqrt(2 / fan_in), (fan_in, fan_out))
+
+
+class BiasFirst(MyDense):                   # read 02's learner: the params dict lists b first
+    def __init__(self, fan_in, fan_out, rng):
+        self.params = {"b": np.zeros(fan_out, np.float32), "W": npnet.he_normal(fan_in, fan_out, rng)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+
+@pytest.mark.parametrize("cls", [Float32Draw, NormalScale, BiasFirst], ids=lambda c: c.__name__)
+def test_dense_he_drawn_another_way_or_params_in_another_order_pass(cls):
+    """He is judged by its statistics, and training starts from npnet's weights copied in by key, so any valid He
+    draw passes, and so does a params dict that lists b first."""
+    verdict, message = builds.dense.diagnose(cls)
+    assert verdict == "pass", message
 
 
 @pytest.mark.parametrize("key", sorted(DENSE_MISTAKES))
