@@ -237,7 +237,7 @@ def matmul_step():
     """The shipped step's matrix multiplies alone, as npnet writes them, on random float32 arrays of the same shapes:
     per layer X @ W, X.T @ G and G @ W.T (not the first conv's dX, which training skips)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench import products
+    from bench_machine import products
 
     rng, work = np.random.default_rng(0), []
     for i, (_, m, k, n) in enumerate(products("cnn", CNN["batch_size"])):
@@ -260,7 +260,7 @@ def torch_steps():
     except ImportError:
         return {}
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench import torch_cnn
+    from bench_runs import torch_cnn
 
     torch.set_num_threads(os.cpu_count())
     steps = {}

@@ -16,6 +16,9 @@ def im2col(x, k, stride=1):
     columns (u, v, c) like a (k, k, C, F) kernel: row (n, i, j), column (u, v, c) holds x[n, i·stride + u, j·stride + v, c]."""
     windows = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]   # (N, Ho, Wo, C, k, k), a view
     N, Ho, Wo, C = windows.shape[:4]
+    if C == 1:  # one channel (the first conv): copy k·k shifted images, in runs of Wo pixels, rather than N·Ho·Wo
+        # runs of k pixels, then return the transpose, a view. The same cols, 3x faster to build (benchmarks/RESULTS.md)
+        return windows.transpose(4, 5, 3, 0, 1, 2).reshape(k * k * C, N * Ho * Wo).T
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho * Wo, k * k * C)     # the one copy
 
 
@@ -28,6 +31,26 @@ def col2im(dcols, x_shape, k, stride=1):
     for u in range(k):          # k·k whole-batch adds, one per kernel offset (u, v); none per pixel or example
         for v in range(k):
             dx[:, u:u + stride * Ho:stride, v:v + stride * Wo:stride] += d[:, :, :, u, v]
+    return dx
+
+
+def conv_input_grad(grad, W, x_shape, stride=1, chunk=16):
+    """dL/dx of a convolution, col2im(grad @ W.T) computed faster: grad (N, Ho, Wo, F), W (k, k, C, F) -> (N, H, W, C).
+
+    The same sums as col2im, in a different order. One product per kernel offset (u, v) gives that offset's share as a
+    contiguous (n, Ho, Wo, C) block, whose add onto dx runs over whole rows of Wo·C floats instead of C at a time; and
+    `chunk` examples at a time keep the blocks and dx in the cache. Together 2.5x faster than col2im (RESULTS.md).
+    """
+    k, _, C, F = W.shape
+    N, Ho, Wo, _ = grad.shape
+    per_offset = W.reshape(k * k, C, F).transpose(0, 2, 1)                     # (k·k, F, C): W[u, v].T for each (u, v)
+    dx = np.zeros(x_shape, grad.dtype)
+    for n in range(0, N, chunk):
+        g = grad[n:n + chunk]                                                   # (m, Ho, Wo, F), m <= chunk
+        d = np.matmul(g.reshape(-1, F), per_offset).reshape(k, k, len(g), Ho, Wo, C)
+        for u in range(k):
+            for v in range(k):
+                dx[n:n + chunk, u:u + stride * Ho:stride, v:v + stride * Wo:stride] += d[u, v]
     return dx
 
 
@@ -65,10 +88,11 @@ class Conv2D(Layer):
         F, p = self.out_channels, self.padding
         G = grad.reshape(-1, F)                                                 # (N·Ho·Wo, F), no copy
         np.matmul(self.cols.T, G, out=self.grads["W"].reshape(-1, F))
-        np.sum(G, axis=0, out=self.grads["b"])
+        np.matmul(np.ones(len(G), G.dtype), G, out=self.grads["b"])   # = G.sum(axis=0), as one matrix-vector
+        # product: NumPy sums a tall array's columns 32 floats at a time; the product is 8x faster on conv 1's 73,728 rows
         if not input_grad:
             return None
-        dx = col2im(G @ self.params["W"].reshape(-1, F).T, self.x_shape, self.kernel_size, self.stride)
+        dx = conv_input_grad(grad, self.params["W"], self.x_shape, self.stride)   # = col2im(G @ W.T), faster
         return dx[:, p:dx.shape[1] - p, p:dx.shape[2] - p] if p else dx
 
     def spec(self):
@@ -101,7 +125,8 @@ class MaxPool2D(Layer):
             v = w[:, :, pos // s, :, pos % s]        # window position (i, j) = divmod(pos, size) of every window
             bigger = v > out                         # strictly: a tie keeps the earlier position
             np.maximum(out, v, out=out)
-            self.argmax += bigger * (np.uint8(pos) - self.argmax)   # = pos where bigger (arithmetic beats masking)
+            np.maximum(self.argmax, bigger.view(np.uint8) * np.uint8(pos), out=self.argmax)  # = pos where bigger,
+            # as pos exceeds every earlier position: two passes where argmax += bigger * (pos - argmax) took three
         return out
 
     def backward(self, grad):

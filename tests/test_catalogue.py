@@ -119,6 +119,8 @@ NB04 = [
      lambda x: tuple(float(i) + 0.5 for i in np.unravel_index(np.argmax(x), x.shape))),
     (nb04.centring_shift, "you rounded to whole pixels", lambda x: tuple(float(np.round(14.5 - r)) for r in com(x))),
     (nb04.fit_box, "you cut the sizes down", lambda h, w, box=20: (h * box // max(h, w), w * box // max(h, w))),
+    (nb04.fit_box, "the scale is a whole number",
+     lambda h, w, box=20: (h * (box // max(h, w)), w * (box // max(h, w)))),
     (nb04.fit_box, "the sides are swapped", lambda h, w, box=20: (w * box / max(h, w), h * box / max(h, w))),
     (nb04.fit_box, "the box size is fixed at 20", lambda h, w, box=20: (h * 20 / max(h, w), w * 20 / max(h, w))),
     (nb04.shift_to_centre, "the image did not move", lambda x: x.copy()),

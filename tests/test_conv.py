@@ -10,7 +10,7 @@ import pytest
 
 from npnet import gradcheck, modelfile
 from npnet import model as M
-from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape, col2im, im2col
+from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape, col2im, conv_input_grad, im2col
 from npnet.layers import Dense, ReLU
 from npnet.recipes import cnn, model_path
 
@@ -123,6 +123,44 @@ def test_im2col_and_col2im_are_adjoint():
         cols = im2col(x, k, stride)
         c = rng.standard_normal(cols.shape)
         assert np.isclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, k, stride)))
+
+
+@pytest.mark.parametrize("C", [1, 3])   # one channel takes im2col's other copy order
+@pytest.mark.parametrize("k, stride", [(3, 1), (2, 2), (5, 1), (3, 3)])
+def test_im2col_is_the_patch_matrix_its_docstring_defines(C, k, stride):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 11, 9, C))
+    cols = im2col(x, k, stride)
+    Ho, Wo = (11 - k) // stride + 1, (9 - k) // stride + 1
+    want = np.array([[x[n, i * stride + u, j * stride + v, c] for u in range(k) for v in range(k) for c in range(C)]
+                     for n in range(3) for i in range(Ho) for j in range(Wo)])
+    assert cols.shape == want.shape and np.array_equal(cols, want)
+
+
+@pytest.mark.parametrize("N, chunk", [(37, 16), (5, 16), (37, 1), (16, 16), (40, 7)])
+@pytest.mark.parametrize("C, k, stride", [(1, 5, 1), (3, 3, 1), (4, 3, 2), (2, 2, 3)])
+def test_conv_input_grad_is_col2im_of_the_patch_gradient(N, chunk, C, k, stride):
+    # the fast path Conv2D.backward takes must give what the teaching path gives, for any batch size and chunk
+    rng = np.random.default_rng(8)
+    x_shape, F = (N, 10, 9, C), 6
+    Ho, Wo = (10 - k) // stride + 1, (9 - k) // stride + 1
+    W = rng.standard_normal((k, k, C, F))
+    grad = rng.standard_normal((N, Ho, Wo, F))
+    want = col2im(grad.reshape(-1, F) @ W.reshape(-1, F).T, x_shape, k, stride)
+    got = conv_input_grad(grad, W, x_shape, stride, chunk=chunk)
+    assert got.shape == x_shape and got.dtype == np.float64
+    assert np.allclose(got, want, rtol=1e-13, atol=1e-13)
+    got32 = conv_input_grad(grad.astype(np.float32), W.astype(np.float32), x_shape, stride, chunk=chunk)
+    assert got32.dtype == np.float32 and np.allclose(got32, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_gradients_over_several_chunks_of_examples():
+    # the gradient checks above use 2 examples; Conv2D.backward works 16 at a time, so check 20 (two chunks) too
+    rng = np.random.default_rng(9)
+    layer = Conv2D(2, 3, 3, padding=1, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(3)
+    errors = gradcheck.check_layer(layer, rng.standard_normal((20, 5, 4, 2)), rng)
+    assert max(errors.values()) < 1e-6, errors
 
 
 def test_cnn_shapes_dtype_and_whole_model_gradients():

@@ -51,6 +51,10 @@ WRONG = {
     "fit_box": [
         ("integer division", lambda h, w, box=20: (h * box // max(h, w), w * box // max(h, w)), "whole pixels"),
         ("int()", lambda h, w, box=20: (int(h * box / max(h, w)), int(w * box / max(h, w))), "whole pixels"),
+        ("scale by integer division", lambda h, w, box=20: (h * (box // max(h, w)), w * (box // max(h, w))),
+         "scale is a whole number"),
+        ("int() of the scale", lambda h, w, box=20: (h * int(box / max(h, w)), w * int(box / max(h, w))),
+         "scale is a whole number"),
         ("(w, h) swapped", lambda h, w, box=20: (w * box / max(h, w), h * box / max(h, w)), "sides are swapped"),
         ("hard-coded 20", lambda h, w, box=20: (20 * h / max(h, w), 20 * w / max(h, w)), "fixed at 20"),
     ],
@@ -82,3 +86,17 @@ def test_the_model_answers_pass():
     for name in WRONG:
         exercise = getattr(ex, name)
         assert exercise.diagnose(exercise.solution_fn)[0] == "pass", exercise.diagnose(exercise.solution_fn)
+
+
+def test_the_check_cells_show_the_message_alone():
+    """check() returns None, so a committed check cell holds the printed message and no bare True or False."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "04_production_mismatch.ipynb"
+    cells = [c for c in json.loads(path.read_text())["cells"]
+             if c["cell_type"] == "code" and "".join(c["source"]).startswith("ex.") and ".check(" in "".join(c["source"])]
+    assert len(cells) == 5, len(cells)
+    for cell in cells:
+        kinds = [o["output_type"] for o in cell["outputs"]]
+        assert kinds == ["stream"], ("".join(cell["source"]), kinds)

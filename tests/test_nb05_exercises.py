@@ -301,38 +301,61 @@ def test_maxpool_square_only_is_named():
 
 
 # -- a convolution's cost -----------------------------------------------------------------------------------
-def cost_right(C, F, k, H, W, stride, padding):
-    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+def cost_right(C, F, k, H, W, stride, padding, dilation=1):
+    span = dilation * (k - 1) + 1
+    Ho, Wo = (H + 2 * padding - span) // stride + 1, (W + 2 * padding - span) // stride + 1
     return F * (C * k * k + 1), Ho * Wo * F * C * k * k, Ho, Wo
 
 
-def cost_forgets_F(C, F, k, H, W, stride, padding):
-    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding)
+def cost_forgets_F(C, F, k, H, W, stride, padding, dilation=1):
+    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding, dilation)
     return params, Ho * Wo * C * k * k, Ho, Wo
 
 
-def cost_reordered(C, F, k, H, W, stride, padding):
-    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding)
+def cost_reordered(C, F, k, H, W, stride, padding, dilation=1):
+    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding, dilation)
     return Ho, Wo, params, macs
 
 
-def cost_dict(C, F, k, H, W, stride, padding):
-    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding)
+def cost_dict(C, F, k, H, W, stride, padding, dilation=1):
+    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding, dilation)
     return {"params": params, "macs": macs, "Ho": Ho, "Wo": Wo}
 
 
-def cost_two_mistakes(C, F, k, H, W, stride, padding):   # FLOPs and one bias per layer: no single named mistake
-    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding)
+def cost_two_mistakes(C, F, k, H, W, stride, padding, dilation=1):   # FLOPs and one bias per layer: no single named mistake
+    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding, dilation)
     return F * C * k * k + 1, 2 * macs, Ho, Wo
 
 
-def cost_macs_off(C, F, k, H, W, stride, padding):       # multiply-adds off by a factor no mistake names
-    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding)
+def cost_macs_off(C, F, k, H, W, stride, padding, dilation=1):       # multiply-adds off by a factor no mistake names
+    params, macs, Ho, Wo = cost_right(C, F, k, H, W, stride, padding, dilation)
     return params, macs // 32, Ho, Wo
 
 
 def test_conv_cost_right_answer_passes():
     assert verdict(ex.conv_cost, cost_right)[0] == "pass"
+
+
+def cost_undilated(C, F, k, H, W, stride, padding):      # the section-5 formulas, no dilation argument at all
+    return cost_right(C, F, k, H, W, stride, padding)
+
+
+def cost_ignores_dilation(C, F, k, H, W, stride, padding, dilation=1):
+    return cost_right(C, F, k, H, W, stride, padding)
+
+
+def cost_span_dk(C, F, k, H, W, stride, padding, dilation=1):
+    Ho, Wo = (H + 2 * padding - dilation * k) // stride + 1, (W + 2 * padding - dilation * k) // stride + 1
+    return F * (C * k * k + 1), Ho * Wo * F * C * k * k, Ho, Wo
+
+
+def test_conv_cost_dilation_mistakes_are_named():
+    v, message = verdict(ex.conv_cost, cost_ignores_dilation)
+    assert v == "mistake" and "ignores the dilation" in message, message
+    v, message = verdict(ex.conv_cost, cost_span_dk)
+    assert v == "mistake" and "not d·k" in message, message
+    v, message = verdict(ex.conv_cost, cost_undilated)       # no dilation parameter: the TypeError is reported
+    assert v == "wrong" and "takes 7 positional arguments" in message, message
 
 
 def test_conv_cost_forgetting_the_kernels_is_named():

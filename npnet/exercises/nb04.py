@@ -181,6 +181,11 @@ def _fit_cases(rng):
     return cases + [(200, 3, 20), (7, 5, 20), (120, 120, 20), (90, 250, 16), (181, 97, 24)]
 
 
+def _scale_floored(h, w, box=20):
+    s = box // max(h, w)                                 # 0 for any box longer than `box`
+    return h * s, w * s
+
+
 def _short_side(h, w, box=20):
     s = box / min(h, w)
     return h * s, w * s
@@ -202,6 +207,9 @@ fit_box = Exercise(
          lambda h, w, box=20: (round(h * box / max(h, w)), round(w * box / max(h, w)))),
         ("you cut the sizes down to whole pixels (integer division // or int()); keep the fractions: use / and "
          "return floats.", lambda h, w, box=20: (h * box // max(h, w), w * box // max(h, w))),
+        ("the scale is a whole number: the integer division box // max(h, w), or int(box / max(h, w)), is 0 for any "
+         "ink box longer than the box, so the digit shrinks to nothing. Keep the fraction: s = box / max(h, w).",
+         _scale_floored),
         ("the sides are swapped: return (new_h, new_w), the height (from h) first.",
          lambda h, w, box=20: fit_box_solution(h, w, box)[::-1]),
         ("the box size is fixed at 20: use the argument box, so fit_box(h, w, 16) fits into 16x16.",

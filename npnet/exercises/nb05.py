@@ -571,34 +571,46 @@ maxpool_backward = _Exercise05(
 
 
 # -- a convolution's cost -----------------------------------------------------------------------------------
-def conv_cost_solution(in_channels, out_channels, k, H, W, stride, padding):
-    """A Conv2D on one (H, W, in_channels) image -> (parameters, multiply-adds per image, Ho, Wo)."""
-    Ho = (H + 2 * padding - k) // stride + 1
-    Wo = (W + 2 * padding - k) // stride + 1
+def conv_cost_solution(in_channels, out_channels, k, H, W, stride, padding, dilation=1):
+    """A Conv2D on one (H, W, in_channels) image, its k×k taps dilation pixels apart
+    -> (parameters, multiply-adds per image, Ho, Wo)."""
+    span = dilation * (k - 1) + 1                                 # k taps, k - 1 gaps of dilation pixels
+    Ho = (H + 2 * padding - span) // stride + 1
+    Wo = (W + 2 * padding - span) // stride + 1
     params = out_channels * (in_channels * k * k + 1)             # k·k·C weights and one bias per kernel
     macs = Ho * Wo * out_channels * in_channels * k * k           # every output value is a C·k·k dot product
     return params, macs, Ho, Wo
 
 
-def _cost_reference(in_channels, out_channels, k, H, W, stride, padding):
-    layer = conv.Conv2D(in_channels, out_channels, k, stride=stride, padding=padding)
-    out = layer.forward(np.zeros((1, H, W, in_channels), np.float32))           # (1, Ho, Wo, F)
+def _cost_reference(in_channels, out_channels, k, H, W, stride, padding, dilation=1):
+    """npnet's Conv2D has no dilation: its output size is that of an undilated kernel as wide as the dilated one's
+    span; its parameters, and the multiply-adds of each output value, are those of a k×k kernel."""
+    span = dilation * (k - 1) + 1
+    out = conv.Conv2D(in_channels, 1, span, stride=stride, padding=padding).forward(
+        np.zeros((1, H, W, in_channels), np.float32))                               # (1, Ho, Wo, 1)
+    layer = conv.Conv2D(in_channels, out_channels, k)
     params = sum(p.size for p in layer.params.values())
-    return params, out[0].size * layer.params["W"][..., 0].size, out.shape[1], out.shape[2]
+    return params, out.shape[1] * out.shape[2] * out_channels * layer.params["W"][..., 0].size, out.shape[1], out.shape[2]
 
 
 def _cost_cases(rng):
-    return [(1, 32, 5, 28, 28, 1, 0), (32, 64, 5, 12, 12, 1, 0),           # the course's two convolutions
-            (1, 32, 5, 28, 28, 1, 2), (32, 64, 5, 14, 14, 1, 2),           # the same with 'same' padding
-            (3, 8, 3, 9, 7, 2, 1), (2, 4, 3, 8, 8, 2, 0)]                 # stride 2, non-square
+    return [(1, 32, 5, 28, 28, 1, 0, 1), (32, 64, 5, 12, 12, 1, 0, 1),     # the course's two convolutions
+            (1, 32, 5, 28, 28, 1, 2, 1), (32, 64, 5, 14, 14, 1, 2, 1),     # the same with 'same' padding
+            (3, 8, 3, 9, 7, 2, 1, 1), (2, 4, 3, 8, 8, 2, 0, 1),           # stride 2, non-square
+            (16, 16, 3, 12, 12, 1, 0, 2), (1, 8, 3, 28, 28, 1, 2, 2),     # dilated: a 3×3 kernel spanning 5×5
+            (3, 4, 3, 17, 13, 2, 1, 3)]                                   # dilation 3 with stride 2 and padding
+
+
+def _span(k, d):
+    return d * (k - 1) + 1
 
 
 def _cost(in_c, out_c, k, Ho, Wo, bias=True):
     return out_c * (in_c * k * k + bias), Ho * Wo * out_c * in_c * k * k, Ho, Wo
 
 
-def _out(H, W, k, s, p):
-    return (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+def _out(H, W, k, s, p, d=1):
+    return (H + 2 * p - _span(k, d)) // s + 1, (W + 2 * p - _span(k, d)) // s + 1
 
 
 _COST_NAMES = ("parameters", "multiply-adds", "Ho", "Wo")
@@ -632,55 +644,67 @@ def _cost_explain(out, want):
     return None
 
 
+def _right(C, F, k, H, W, s, p, d):
+    return _cost(C, F, k, *_out(H, W, k, s, p, d))
+
+
 conv_cost = _Exercise05(
     "conv_cost", _cost_reference, conv_cost_solution, _cost_cases,
     "parameters, multiply-adds and output size match an npnet Conv2D for the course's two convolutions, with "
-    "'same' padding, and with stride 2",
+    "'same' padding, with stride 2, and with dilated kernels",
     returns=_COST_NAMES, shape_mistake=_cost_shape, explain=_cost_explain,
     mistakes=[
+        ("the output size ignores the dilation: k taps dilation pixels apart span d·(k - 1) + 1 pixels, so "
+         "Ho = (H + 2p - d·(k - 1) - 1) // stride + 1.",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *_out(H, W, k, s, p))),
+        ("a dilated kernel spans d·(k - 1) + 1 pixels, not d·k: its k taps leave k - 1 gaps of d pixels.",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, (H + 2 * p - d * k) // s + 1, (W + 2 * p - d * k) // s + 1)),
+        ("the parameters or multiply-adds grow with the dilation: a dilated kernel still has k·k taps per channel, "
+         "so F·(C·k·k + 1) parameters and Ho·Wo·F·C·k·k multiply-adds; only the patch it reads is wider.",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, _span(k, d), *_out(H, W, k, s, p, d))),
         ("the parameter count leaves out the biases: each of the F kernels has one, so F·(C·k·k + 1).",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1, bias=False)),
-        ("the output size ignores the padding: padding adds p rows on each side, Ho = (H + 2p - k) // s + 1.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H - k) // s + 1, (W - k) // s + 1)),
-        ("the output size ignores the stride: Ho = (H + 2p - k) // s + 1.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, H + 2 * p - k + 1, W + 2 * p - k + 1)),
-        ("the output size is one too small: a k-wide kernel fits H - k + 1 times in H pixels, not H - k.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) // s, (W + 2 * p - k) // s)),
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *_out(H, W, k, s, p, d), bias=False)),
+        ("the output size ignores the padding: padding adds p rows on each side, Ho = (H + 2p - span) // s + 1, with span = d·(k - 1) + 1 (k when d = 1).",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *_out(H, W, k, s, 0, d))),
+        ("the output size ignores the stride: Ho = (H + 2p - span) // s + 1, with span = d·(k - 1) + 1 (k when d = 1).",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *_out(H, W, k, 1, p, d))),
+        ("the output size is one too small: a kernel spanning n pixels fits H - n + 1 times in H pixels, not H - n.",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *(o - 1 for o in _out(H, W, k, s, p, d)))),
         ("the multiply-adds are twice the answer: you counted FLOPs (a multiply and an add each); count each "
-         "multiply-add once.", lambda C, F, k, H, W, s, p: (lambda r: (r[0], 2 * r[1], r[2], r[3]))(
-             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+         "multiply-add once.", lambda C, F, k, H, W, s, p, d: (lambda r: (r[0], 2 * r[1], r[2], r[3]))(
+             _right(C, F, k, H, W, s, p, d))),
         ("the parameter count leaves out the input channels: each kernel covers all C of them, (k, k, C) weights, "
          "so there are F·(C·k·k + 1) parameters.",
-         lambda C, F, k, H, W, s, p: (lambda r: (F * (k * k + 1), r[1], r[2], r[3]))(
-             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+         lambda C, F, k, H, W, s, p, d: (lambda r: (F * (k * k + 1), r[1], r[2], r[3]))(_right(C, F, k, H, W, s, p, d))),
         ("the multiply-adds count the bias too: adding it is an addition, not a multiply-add, so Ho·Wo·F·C·k·k.",
-         lambda C, F, k, H, W, s, p: (lambda Ho, Wo: (F * (C * k * k + 1), Ho * Wo * F * (C * k * k + 1), Ho, Wo))(
-             (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)),
+         lambda C, F, k, H, W, s, p, d: (lambda Ho, Wo: (F * (C * k * k + 1), Ho * Wo * F * (C * k * k + 1), Ho, Wo))(
+             *_out(H, W, k, s, p, d))),
         ("the multiply-adds use the input's H·W: there is one dot product per OUTPUT value, so Ho·Wo·F·C·k·k.",
-         lambda C, F, k, H, W, s, p: (lambda Ho, Wo: (F * (C * k * k + 1), H * W * F * C * k * k, Ho, Wo))(
-             (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)),
+         lambda C, F, k, H, W, s, p, d: (lambda Ho, Wo: (F * (C * k * k + 1), H * W * F * C * k * k, Ho, Wo))(
+             *_out(H, W, k, s, p, d))),
         ("the output size pads one side only: padding adds p rows at the top and p at the bottom, H + 2p.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + p - k) // s + 1, (W + p - k) // s + 1)),
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, (H + p - _span(k, d)) // s + 1, (W + p - _span(k, d)) // s + 1)),
         ("the output size is not a whole number: a kernel moves in whole steps of stride pixels, so divide with //, "
-         "Ho = (H + 2p - k) // stride + 1.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1)),
-        ("Wo comes from H: the output's width comes from the input's width, Wo = (W + 2p - k) // stride + 1.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, *_out(H, H, k, s, p))),
+         "Ho = (H + 2p - span) // stride + 1, with span = d·(k - 1) + 1 (k when d = 1).",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, (H + 2 * p - _span(k, d)) / s + 1, (W + 2 * p - _span(k, d)) / s + 1)),
+        ("Wo comes from H: the output's width comes from the input's width, Wo = (W + 2p - span) // stride + 1, with span = d·(k - 1) + 1 (k when d = 1).",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, *_out(H, H, k, s, p, d))),
         ("F·C·k·k + 1 counts one bias for the whole layer: each of the F kernels has its own, so F·(C·k·k + 1).",
-         lambda C, F, k, H, W, s, p: (lambda r: (F * C * k * k + 1, r[1], r[2], r[3]))(_cost(C, F, k, *_out(H, W, k, s, p)))),
-        ("(H + 2p - k + 1) // stride is right for stride 1 only: a kernel can start at 0, s, 2s, ... as long as the "
-         "start is at most H + 2p - k, which makes (H + 2p - k) // stride + 1 positions.",
-         lambda C, F, k, H, W, s, p: _cost(C, F, k, (H + 2 * p - k + 1) // s, (W + 2 * p - k + 1) // s)),
+         lambda C, F, k, H, W, s, p, d: (lambda r: (F * C * k * k + 1, r[1], r[2], r[3]))(_right(C, F, k, H, W, s, p, d))),
+        ("(H + 2p - span + 1) // stride is right for stride 1 only: a kernel can start at 0, s, 2s, ... as long as "
+         "the start is at most H + 2p - span, which makes (H + 2p - span) // stride + 1 positions "
+         "(span = d·(k - 1) + 1, k when d = 1).",
+         lambda C, F, k, H, W, s, p, d: _cost(C, F, k, (H + 2 * p - _span(k, d) + 1) // s, (W + 2 * p - _span(k, d) + 1) // s)),
         ("the multiply-adds leave out the kernels: each of the F feature maps has Ho·Wo values, so Ho·Wo·F·C·k·k.",
-         lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // F, r[2], r[3]))(_cost(C, F, k, *_out(H, W, k, s, p)))),
+         lambda C, F, k, H, W, s, p, d: (lambda r: (r[0], r[1] // F, r[2], r[3]))(_right(C, F, k, H, W, s, p, d))),
         ("the multiply-adds leave out the input channels: each output value sums over C·k·k inputs, not k·k.",
-         lambda C, F, k, H, W, s, p: (lambda r: (r[0], r[1] // C, r[2], r[3]))(
-             _cost(C, F, k, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))),
+         lambda C, F, k, H, W, s, p, d: (lambda r: (r[0], r[1] // C, r[2], r[3]))(_right(C, F, k, H, W, s, p, d))),
     ],
-    hint_text="Padding makes the input H + 2·padding pixels high. How many positions does a k-wide kernel take in "
-              "that many pixels, moving stride at a time (try H = 5, k = 3, stride 2 by hand)? Each kernel has a "
-              "weight for every pixel and channel of its patch, and one bias. Every output value, of every map, is "
-              "one dot product over the patch.",
+    hint_text="Padding makes the input H + 2·padding pixels high. A dilated kernel's k taps leave k - 1 gaps of "
+              "dilation pixels: how many pixels does it span? How many positions does it take in H + 2·padding "
+              "pixels, moving stride at a time (try H = 5, a span of 3, stride 2 by hand)? Each kernel has a weight "
+              "for every tap and channel, and one bias. Every output value, of every map, is one dot product over "
+              "the taps.",
 )
 
 
