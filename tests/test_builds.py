@@ -188,9 +188,11 @@ def test_checks_do_not_raise_under_seterr_raise(capsys):
         assert builds.train.check(_solution(builds.train, "train")) is True
         assert builds.dense.check(_solution(builds.dense, "MyDense")) is True
         builds.train.check(TRAIN_MISTAKES["sum"])
+        builds.overfit.check(_overfit_with(lambda m: npnet.Adam(m, lr=3e-3), 12, train=_two_permutations))
     finally:
         np.seterr(**old)
-    assert "✓" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "✓" in out and "the check itself failed" not in out, out
 
 
 # == 2. a Dense layer ===========================================================================================

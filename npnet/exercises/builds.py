@@ -918,12 +918,14 @@ class OverfitBuild(Build):
         if loss >= OVERFIT_THRESHOLD:
             num_classes = model[-1].params["b"].size
             start = max(history[0], np.log(num_classes))
-            freq = np.bincount(y, minlength=num_classes) / len(y)
+            freq = np.bincount(y.astype(np.int64), minlength=num_classes) / len(y)
             chance = float(-np.sum(freq[freq > 0] * np.log(freq[freq > 0])))   # the loss of guessing frequencies
-            tail = history[-max(10, len(history) // 2):]          # the second half of the run
-            slope = np.polyfit(np.arange(len(tail)), tail, 1)[0]   # loss per epoch
-            smooth = np.all(np.diff(tail) < 0) and slope < -0.002  # still falling at every step: a small lr
-            stalled = len(history) >= 10 and slope > -0.01 and not smooth
+            stalled = False                                         # over the second half of a run of 10+ epochs
+            if len(history) >= 10:
+                tail = history[-max(10, len(history) // 2):]
+                slope = np.polyfit(np.arange(len(tail)), tail, 1)[0]      # loss per epoch
+                smooth = np.all(np.diff(tail) < 0) and slope < -0.002     # falling at every step: merely a small lr
+                stalled = slope > -0.01 and not smooth
             if stalled and chance - 0.1 < loss < np.log(num_classes) + 0.3:
                 return "mistake", (f"✗ {OVERFIT_MSG['chance']} (loss now {loss:.3g}; guessing this batch's label "
                                    f"frequencies gives {chance:.3g})")
