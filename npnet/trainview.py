@@ -1,5 +1,7 @@
-"""A live view of training for JupyterLab: loss and accuracy curves, first-layer weights and a Stop button, as a fit callback."""
+"""A live view of training for JupyterLab: loss and accuracy curves, first-layer weights and a Stop button, as a fit
+callback; and per-layer histograms of activations and gradients, recorded at chosen epochs by another callback."""
 
+import copy
 import io
 import time
 
@@ -9,6 +11,7 @@ from PIL import Image
 
 from . import model as M
 from .layers import Dense
+from .losses import SoftmaxCrossEntropy
 
 TRAIN, DEV = "#1f77b4", "#ff7f0e"   # matplotlib's C0 and C1, in the live view and the final figure alike
 
@@ -71,6 +74,64 @@ def svg_chart(lines, dots=(), title="", log=False, x_max=1.0, y_min=None, width=
         out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}" clip-path="url(#{clip})"><title>{label}</title></circle>'
                 for a, b in zip(sx(xs), sy(y))]
     return "\n".join(out + ["</svg>"])
+
+
+def layer_values(model, X, y):
+    """For each layer with weights (Dense, Conv2D), on the batch X (N, ...), y (N,): a dict with its activations A
+    (its output after the ReLU and other weightless layers that follow it; the logits for the last), the gradient
+    dA = dL/dA of the mean cross-entropy, both (N, ..., D), its weights W and their gradient dW, of W's shape.
+    It works on a copy in eval mode (dropout off), so the model, its grads and every rng are left as they were."""
+    net = copy.deepcopy(model)
+    M.set_training(net, False)
+    outputs, a = [], X
+    for layer in net:
+        a = layer.forward(a)
+        outputs.append(a)                                   # outputs[i]: what layer i passes on
+    loss_fn = SoftmaxCrossEntropy()
+    loss_fn.forward(a, y)
+    grads, grad = [None] * len(net), loss_fn.backward()     # dL/dlogits (N, C)
+    for i in reversed(range(len(net))):
+        grads[i], grad = grad, net[i].backward(grad)         # grads[i]: dL/d(outputs[i])
+    starts = [i for i, layer in enumerate(net) if "W" in layer.params]     # BatchNorm joins the block above
+    ends = [j - 1 for j in starts[1:]] + [len(net) - 1]      # a layer's block ends just before the next weights
+    return [{"A": outputs[e], "dA": grads[e], "W": net[s].params["W"], "dW": net[s].grads["W"]}
+            for s, e in zip(starts, ends)]
+
+
+def layer_histograms(model, X, y, bins=40):
+    """layer_values, summarised per layer: histograms (counts, edges) of A, of log10|dA| and of log10|dW| (exact
+    zeros left out of the log ones, and counted instead), and the numbers to watch: mean and std of A, zeros (the
+    fraction of A's entries that are exactly 0), dead (the fraction of units, A's last axis, that are 0 for every
+    example of the batch), dA_std, dW_std, dW_zeros and W_std. bins: as np.histogram takes it. -> [dict per layer]."""
+    out = []
+    for v in layer_values(model, X, y):
+        A, dA, dW = v["A"], v["dA"], v["dW"]
+        units = A.reshape(-1, A.shape[-1])                   # (N * positions, D)
+        log10 = lambda g: np.log10(np.abs(g[g != 0]))
+        out.append({"A_hist": np.histogram(A, bins), "dA_hist": np.histogram(log10(dA), bins),
+                    "dW_hist": np.histogram(log10(dW), bins), "mean": float(A.mean()), "std": float(A.std()),
+                    "zeros": float(np.mean(A == 0)), "dead": float(np.mean(np.all(units == 0, axis=0))),
+                    "dA_std": float(dA.std()), "dW_std": float(dW.std()), "dW_zeros": float(np.mean(dW == 0)),
+                    "W_std": float(v["W"].std()), "units": A.shape[-1]})
+    return out
+
+
+class HistogramRecorder:
+    """Pass as fit(..., callback=recorder). After each epoch listed in `epochs` (counted from 1) it records
+    layer_histograms on the fixed batch X, y into snapshots[epoch]; record(model, 0) before fit adds the start.
+    It reads a copy of the model, so fit's result does not change."""
+
+    def __init__(self, X, y, epochs, bins=40):
+        self.X, self.y, self.epochs, self.bins = X, y, set(epochs), bins
+        self.snapshots = {}                                  # epoch -> [dict per layer]
+
+    def record(self, model, epoch):
+        self.snapshots[epoch] = layer_histograms(model, self.X, self.y, self.bins)
+
+    def __call__(self, info):
+        if info["event"] == "epoch" and info["epoch"] + 1 in self.epochs:
+            self.record(info["model"], info["epoch"] + 1)
+        return False
 
 
 class TrainView:
