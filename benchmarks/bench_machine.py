@@ -120,7 +120,10 @@ def cnn_matmuls(quick):
         if name.startswith("Conv2D"):  # (k·k, F, C) per-offset kernels; G in chunks of 16 examples' rows
             per_offset = W.reshape(k * k, K // (k * k), n).transpose(0, 2, 1)
             rows = m // batch * chunk
-            dX = lambda G=G, P=per_offset, rows=rows: [np.matmul(G[r:r + rows], P) for r in range(0, len(G), rows)]
+            out = np.empty((k * k, rows, K // (k * k)), np.float32)  # reused, as fit's steps reuse freed memory: a
+            # fresh 3 MB array per call would be fresh pages from the OS each time, which training never sees
+            dX = lambda G=G, P=per_offset, rows=rows, out=out: [np.matmul(G[r:r + rows], P, out=out)
+                                                                for r in range(0, len(G), rows)]
         else:
             dX = lambda G=G, W=W: G @ W.T
         fs = [lambda X=X, W=W: X @ W, lambda X=X, G=G, dW=dW: np.matmul(X.T, G, out=dW), dX]
