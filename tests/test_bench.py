@@ -251,3 +251,12 @@ def test_adam_flushes_subnormal_weights_every_flush_every_steps():
     for _ in range(200):
         opt.step()
     assert off.params["W"][0, 0] == np.float32(1e-40)
+
+
+def test_cnn_before_after_compares_the_conv_layers_of_an_earlier_commit_with_todays(capsys):
+    # benchmarks/cnn_before_after.py: issue 23's per-layer before/after table, from the git history
+    if subprocess.run(["git", "cat-file", "-e", "c5a5e83:npnet/conv.py"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("this clone does not have commit c5a5e83 (a shallow clone)")
+    assert _bench("cnn_before_after").main(["--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 4 Conv2D |" in out and "| **the whole step** |" in out
