@@ -162,13 +162,19 @@ def _ece_reference(probs, y, num_bins=10):
     return metrics.reliability(probs, y, num_bins)["ece"]
 
 
-def _ece_cases(rng):
+def _random_calibration_cases(rng, sizes):
+    """(probs (n, 10), y (n,), num_bins) for each (n, num_bins): softmax of random logits, 70% of labels the argmax."""
     cases = []
-    for n, bins in ((1, 10), (37, 10), (400, 5), (1000, 15)):
+    for n, bins in sizes:
         logits = rng.standard_normal((n, 10)) * rng.uniform(1, 4)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         y = np.where(rng.random(n) < 0.7, probs.argmax(axis=1), rng.integers(0, 10, n))
         cases.append((probs, y, bins))
+    return cases
+
+
+def _ece_cases(rng):
+    cases = _random_calibration_cases(rng, ((1, 10), (37, 10), (400, 5), (1000, 15)))
     top = np.array([1.0, 1.0, 1.0, 1.0, 0.95, 0.95, 0.5, 0.5, 0.5, 0.45, 0.45, 0.55, 0.55, 0.8, 0.65])
     edge = np.zeros((len(top), 10))                     # confidences exactly on bin edges (0.5, 0.8), and exactly 1.0
     edge[:, 0] = top
@@ -450,13 +456,7 @@ def ece_equal_mass_solution(probs, y, num_bins=10):
 
 
 def _equal_mass_cases(rng):
-    cases = []
-    for n, bins in ((4, 10), (37, 10), (400, 5), (1000, 15)):
-        logits = rng.standard_normal((n, 10)) * rng.uniform(1, 4)
-        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        y = np.where(rng.random(n) < 0.7, probs.argmax(axis=1), rng.integers(0, 10, n))
-        cases.append((probs, y, bins))
-    return cases
+    return _random_calibration_cases(rng, ((4, 10), (37, 10), (400, 5), (1000, 15)))
 
 
 def _unsorted_mass(probs, y, num_bins=10):
