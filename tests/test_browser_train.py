@@ -26,7 +26,7 @@ def live_notebook(path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     setup = next(c for c in code if "splits = data.load_splits()" in c.source)
-    runs = next(c for c in code if "def train(" in c.source)
+    runs = next(c for c in code if "def run_recipe(" in c.source)
     live = next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Watch it learn"))
     definitions = runs.source.split("runs = {}")[0] + "runs = {}"
     cells = [nbformat.v4.new_markdown_cell("# Notebook 02's live training, cut down for a browser test"),
