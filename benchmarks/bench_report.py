@@ -124,10 +124,14 @@ def _framework_lines(frameworks, results, names, skipped):
 def _ratios(results, names):
     """npnet / each framework: the median epoch over the median epoch, and the median of the per-epoch ratios."""
     epoch = {n: summarise(results[n])["epoch"] for n in names}
-    per_epoch = {n: [a["train_time"] / b["train_time"] for a, b in
-                     zip(results["npnet"]["epochs"], results[n]["epochs"])] for n in names}
     return [["npnet / this: median epoch over median epoch"] + [f"{epoch['npnet'] / epoch[n]:.2f}" for n in names],
-            ["npnet / this: median of the per-epoch ratios"] + [f"{np.median(per_epoch[n]):.2f}" for n in names]]
+            ["npnet / this: median of the per-epoch ratios"] + [f"{_per_epoch_ratio(results, n):.2f}" for n in names]]
+
+
+def _per_epoch_ratio(results, name):
+    """npnet's training time over `name`'s, epoch by epoch (they took turns): the median of those ratios."""
+    return float(np.median([a["train_time"] / b["train_time"]
+                            for a, b in zip(results["npnet"]["epochs"], results[name]["epochs"])]))
 
 
 def cnn_report(results, skipped, mm, args):
@@ -177,9 +181,7 @@ def cnn_report(results, skipped, mm, args):
 
     fused = step.get("pytorch-fused")
     if fused:
-        per_epoch = [a["train_time"] / b["train_time"]
-                     for a, b in zip(results["npnet"]["epochs"], results["pytorch-fused"]["epochs"])]
-        ratio = float(np.median(per_epoch))  # the median of the per-epoch ratios, as the target is stated
+        ratio = _per_epoch_ratio(results, "pytorch-fused")  # the median of the per-epoch ratios, as the target is stated
         also = ", ".join(f"{npnet / step[n]:.2f}x against {n}" for n in ("pytorch", "pytorch-fused-cl") if n in step)
         note = " (quick mode: a subset, so this says nothing)" if args.quick else ""
         out += [f"## CNN target{note}", "", table(["target", "measured", "met"], [

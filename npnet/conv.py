@@ -125,8 +125,7 @@ class MaxPool2D(Layer):
             v = w[:, :, pos // s, :, pos % s]        # window position (i, j) = divmod(pos, size) of every window
             bigger = v > out                         # strictly: a tie keeps the earlier position
             np.maximum(out, v, out=out)
-            np.maximum(self.argmax, bigger.view(np.uint8) * np.uint8(pos), out=self.argmax)  # = pos where bigger,
-            # as pos exceeds every earlier position: two passes where argmax += bigger * (pos - argmax) took three
+            self.argmax += bigger * (np.uint8(pos) - self.argmax)   # = pos where bigger (arithmetic beats masking)
         return out
 
     def backward(self, grad):
