@@ -108,18 +108,21 @@ def epoch_flops(n_train, kind="mlp"):
 
 
 def cnn_matmuls(quick):
-    """The CNN step's matrix multiplies alone, at batch 128, written as npnet writes them (X @ W, X.T @ G, and a
-    conv's input gradient as conv_input_grad's per-offset products, 16 examples at a time; G @ W.T for a Dense), on
-    random float32 arrays: the floor of an im2col design. Each product's median in ms, and the needed set's."""
+    """The CNN step's matrix multiplies alone, at batch 128, written as npnet writes them (X @ W and X.T @ G, a
+    conv's X with its column of ones; a conv's input gradient as conv_input_grad's per-offset products, one output
+    row of the whole batch at a time; G @ W.T for a Dense), on random float32 arrays: the floor of an im2col design.
+    Each product's median in ms, and the needed set's."""
     rng = np.random.default_rng(0)
     layers, step = [], []
-    k, batch, chunk = CNN["kernel_size"], CNN["batch_size"], 16
+    k, batch = CNN["kernel_size"], CNN["batch_size"]
     for i, (name, m, K, n) in enumerate(products("cnn", batch)):
-        X, W, G = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, K), (K, n), (m, n)))
-        dW = np.empty((K, n), np.float32)
-        if name.startswith("Conv2D"):  # (k·k, F, C) per-offset kernels; G in chunks of 16 examples' rows
-            per_offset = W.reshape(k * k, K // (k * k), n).transpose(0, 2, 1)
-            rows = m // batch * chunk
+        conv = name.startswith("Conv2D")
+        K1 = K + 1 if conv else K                                      # a conv's cols carry a column of ones
+        X, W, G = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, K1), (K1, n), (m, n)))
+        dW = np.empty((K1, n), np.float32)
+        if conv:  # (k·k, F, C) per-offset kernels; G one output row (Wo pixels of every example) at a time
+            per_offset = W[:K].reshape(k * k, K // (k * k), n).transpose(0, 2, 1)
+            rows = int(round(np.sqrt(m // batch))) * batch             # Wo·batch rows: square feature maps
             out = np.empty((k * k, rows, K // (k * k)), np.float32)  # reused, as fit's steps reuse freed memory: a
             # fresh 3 MB array per call would be fresh pages from the OS each time, which training never sees
             dX = lambda G=G, P=per_offset, rows=rows, out=out: [np.matmul(G[r:r + rows], P, out=out)

@@ -11,15 +11,22 @@ from .layers import Layer
 # compares this with channels-first (N, C, H, W).
 
 
-def im2col(x, k, stride=1):
+def im2col(x, k, stride=1, ones=False):
     """Every k×k patch as a row: (N, H, W, C) -> cols (N·Ho·Wo, k·k·C), rows ordered (n, i, j) like the output and
-    columns (u, v, c) like a (k, k, C, F) kernel: row (n, i, j), column (u, v, c) holds x[n, i·stride + u, j·stride + v, c]."""
+    columns (u, v, c) like a (k, k, C, F) kernel: row (n, i, j), column (u, v, c) holds x[n, i·stride + u, j·stride + v, c].
+    ones=True adds a last column of ones, (N·Ho·Wo, k·k·C + 1): then cols @ [W; b] adds the bias b in the product."""
     windows = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]   # (N, Ho, Wo, C, k, k), a view
     N, Ho, Wo, C = windows.shape[:4]
     if C == 1:  # one channel (the first conv): copy k·k shifted images, in runs of Wo pixels, rather than N·Ho·Wo
         # runs of k pixels, then return the transpose, a view: the same cols, about 3x faster to build (notebook 05)
-        return windows.transpose(4, 5, 3, 0, 1, 2).reshape(k * k * C, N * Ho * Wo).T
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho * Wo, k * k * C)     # the one copy
+        colsT = np.empty((k * k + ones, N * Ho * Wo), x.dtype)
+        colsT[:k * k].reshape(k, k, N, Ho, Wo)[...] = windows[..., 0, :, :].transpose(3, 4, 0, 1, 2)
+        colsT[k * k:] = 1
+        return colsT.T
+    cols = np.empty((N * Ho * Wo, k * k * C + ones), x.dtype)
+    cols[:, :k * k * C].reshape(N, Ho, Wo, k, k, C)[...] = windows.transpose(0, 1, 2, 4, 5, 3)   # the one copy
+    cols[:, k * k * C:] = 1
+    return cols
 
 
 def col2im(dcols, x_shape, k, stride=1):
@@ -34,24 +41,25 @@ def col2im(dcols, x_shape, k, stride=1):
     return dx
 
 
-def conv_input_grad(grad, W, x_shape, stride=1, chunk=16):
+def conv_input_grad(grad, W, x_shape, stride=1):
     """dL/dx of a convolution, col2im(grad @ W.T) computed faster: grad (N, Ho, Wo, F), W (k, k, C, F) -> (N, H, W, C).
 
-    The same sums as col2im, in a different order. One product per kernel offset (u, v) gives that offset's share as a
-    contiguous (n, Ho, Wo, C) block, whose add onto dx runs over whole rows of Wo·C floats instead of C at a time; and
-    `chunk` examples at a time keep the blocks and dx in the cache. benchmarks/RESULTS.md measures what this saves.
+    The same sums as col2im, in a different order and layout. It works on rows of pixels across the whole batch,
+    (H, W, N, C), in which kernel offset (u, v)'s share of one output row lands on dx as one contiguous block of
+    Wo·N·C floats: NumPy adds contiguous blocks about 3x faster than col2im's runs of C floats. One product per
+    offset gives each share already in that layout. benchmarks/RESULTS.md measures what this saves.
     """
     k, _, C, F = W.shape
     N, Ho, Wo, _ = grad.shape
-    per_offset = W.reshape(k * k, C, F).transpose(0, 2, 1)                     # (k·k, F, C): W[u, v].T for each (u, v)
-    dx = np.zeros(x_shape, grad.dtype)
-    for n in range(0, N, chunk):
-        g = grad[n:n + chunk]                                                   # (m, Ho, Wo, F), m <= chunk
-        d = np.matmul(g.reshape(-1, F), per_offset).reshape(k, k, len(g), Ho, Wo, C)
+    per_offset = W.reshape(k * k, C, F).transpose(0, 2, 1)                    # (k·k, F, C): W[u, v].T for each (u, v)
+    g = grad.transpose(1, 2, 0, 3).copy()                                     # (Ho, Wo, N, F)
+    dx = np.zeros((x_shape[1], x_shape[2], N, C), grad.dtype)                # (H, W, N, C)
+    for i in range(Ho):                                                       # output row i, the whole batch at once
+        d = np.matmul(g[i].reshape(-1, F), per_offset).reshape(k, k, Wo, N, C)
         for u in range(k):
-            for v in range(k):
-                dx[n:n + chunk, u:u + stride * Ho:stride, v:v + stride * Wo:stride] += d[u, v]
-    return dx
+            for v in range(k):                                                # it lands on row i·stride + u, from v
+                dx[i * stride + u, v:v + stride * Wo:stride] += d[u, v]
+    return np.ascontiguousarray(dx.transpose(2, 0, 1, 3))                     # back to (N, H, W, C)
 
 
 class Conv2D(Layer):
@@ -67,7 +75,7 @@ class Conv2D(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x):
-        """(N, H, W, C) -> (N, Ho, Wo, F): one matmul (N·Ho·Wo, k·k·C) @ (k·k·C, F) for the whole batch."""
+        """(N, H, W, C) -> (N, Ho, Wo, F): one matmul (N·Ho·Wo, k·k·C + 1) @ (k·k·C + 1, F) for the whole batch."""
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2D expects (N, H, W, {self.in_channels}), got {x.shape}")
         p, k, s, F = self.padding, self.kernel_size, self.stride, self.out_channels
@@ -78,18 +86,20 @@ class Conv2D(Layer):
         Ho, Wo = (height - k) // s + 1, (width - k) // s + 1
         if Ho < 1 or Wo < 1:
             raise ValueError(f"Conv2D: a {k}×{k} kernel does not fit in a {height}×{width} input")
-        self.cols = im2col(x, k, s)                                             # (N·Ho·Wo, k·k·C)
-        out = self.cols @ self.params["W"].reshape(-1, F)                       # (N·Ho·Wo, F)
-        out += self.params["b"]
-        return out.reshape(N, Ho, Wo, F)
+        # The bias as the weight of an input that is always 1: cols gets a column of ones and the kernel matrix b as
+        # its last row, so that the product adds b. For conv 1's short patches (25 values) a separate pass adding b to
+        # the (N·Ho·Wo, F) output cost 60% of the product itself; for conv 2 (800 values) it changes nothing.
+        self.cols = im2col(x, k, s, ones=True)                                  # (N·Ho·Wo, k·k·C + 1)
+        Wb = np.concatenate([self.params["W"].reshape(-1, F), self.params["b"][None]])   # (k·k·C + 1, F)
+        return (self.cols @ Wb).reshape(N, Ho, Wo, F)
 
     def backward(self, grad, input_grad=True):
         """(N, Ho, Wo, F) -> (N, H, W, C), or None if not input_grad; fills grads W (k, k, C, F) and b (F,)."""
         F, p = self.out_channels, self.padding
         G = grad.reshape(-1, F)                                                 # (N·Ho·Wo, F), no copy
-        np.matmul(self.cols.T, G, out=self.grads["W"].reshape(-1, F))
-        np.matmul(np.ones(len(G), G.dtype), G, out=self.grads["b"])   # = G.sum(axis=0), as one matrix-vector
-        # product: NumPy sums a tall array's columns 32 floats at a time; the product is 8x faster on conv 1's 73,728 rows
+        dWb = self.cols.T @ G                                                   # (k·k·C + 1, F): dW, then db
+        self.grads["W"].reshape(-1, F)[...] = dWb[:-1]
+        self.grads["b"][...] = dWb[-1]                                          # = G.sum(axis=0), the ones' row
         if not input_grad:
             return None
         dx = conv_input_grad(grad, self.params["W"], self.x_shape, self.stride)   # = col2im(G @ W.T), faster

@@ -135,27 +135,30 @@ def test_im2col_is_the_patch_matrix_its_docstring_defines(C, k, stride):
     want = np.array([[x[n, i * stride + u, j * stride + v, c] for u in range(k) for v in range(k) for c in range(C)]
                      for n in range(3) for i in range(Ho) for j in range(Wo)])
     assert cols.shape == want.shape and np.array_equal(cols, want)
+    with_ones = im2col(x, k, stride, ones=True)   # what Conv2D uses: the same, then a column of ones for the bias
+    assert with_ones.shape == (len(want), k * k * C + 1)
+    assert np.array_equal(with_ones[:, :-1], want) and np.all(with_ones[:, -1] == 1)
 
 
-@pytest.mark.parametrize("N, chunk", [(37, 16), (5, 16), (37, 1), (16, 16), (40, 7)])
+@pytest.mark.parametrize("N", [37, 5, 1, 16])
 @pytest.mark.parametrize("C, k, stride", [(1, 5, 1), (3, 3, 1), (4, 3, 2), (2, 2, 3)])
-def test_conv_input_grad_is_col2im_of_the_patch_gradient(N, chunk, C, k, stride):
-    # the fast path Conv2D.backward takes must give what the teaching path gives, for any batch size and chunk
+def test_conv_input_grad_is_col2im_of_the_patch_gradient(N, C, k, stride):
+    # the fast path Conv2D.backward takes must give what the teaching path gives, for any batch size and stride
     rng = np.random.default_rng(8)
     x_shape, F = (N, 10, 9, C), 6
     Ho, Wo = (10 - k) // stride + 1, (9 - k) // stride + 1
     W = rng.standard_normal((k, k, C, F))
     grad = rng.standard_normal((N, Ho, Wo, F))
     want = col2im(grad.reshape(-1, F) @ W.reshape(-1, F).T, x_shape, k, stride)
-    got = conv_input_grad(grad, W, x_shape, stride, chunk=chunk)
+    got = conv_input_grad(grad, W, x_shape, stride)
     assert got.shape == x_shape and got.dtype == np.float64
     assert np.allclose(got, want, rtol=1e-13, atol=1e-13)
-    got32 = conv_input_grad(grad.astype(np.float32), W.astype(np.float32), x_shape, stride, chunk=chunk)
+    got32 = conv_input_grad(grad.astype(np.float32), W.astype(np.float32), x_shape, stride)
     assert got32.dtype == np.float32 and np.allclose(got32, want, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_gradients_over_several_chunks_of_examples():
-    # the gradient checks above use 2 examples; Conv2D.backward works 16 at a time, so check 20 (two chunks) too
+def test_conv_gradients_over_a_batch_of_twenty():
+    # the gradient checks above use 2 examples; check a batch of 20 too, with padding and a nonzero bias
     rng = np.random.default_rng(9)
     layer = Conv2D(2, 3, 3, padding=1, rng=rng, dtype=np.float64)
     layer.params["b"][...] = rng.standard_normal(3)
