@@ -7,7 +7,7 @@ from .layers import Layer
 
 # Layout: images are (N, H, W, C), channels last (NHWC), as in TensorFlow and PyTorch's channels_last. A pixel's
 # C channel values are then contiguous, so im2col copies runs of C floats rather than single ones, and the
-# matmul cols @ W gives the output already as (N, Ho, Wo, F): no transposes anywhere. benchmarks/RESULTS.md
+# matmul cols @ W gives the output already as (N, Ho, Wo, F): no transposes in forward. benchmarks/RESULTS.md
 # compares this with channels-first (N, C, H, W).
 
 
