@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import npnet.exercises as exercises_pkg
-from npnet.exercises import Exercise
+from npnet.exercises import Exercise, _is_model
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -99,10 +99,33 @@ def test_every_argument_is_a_watched_array_or_cannot_be_changed(name, ex):
     def watched_or_immutable(a):
         if isinstance(a, tuple):
             return all(watched_or_immutable(x) for x in a)
+        if _is_model(a):                                # its weights and train/eval modes are watched too
+            return True
         return isinstance(a, (np.ndarray, int, float, str, np.generic)) or a is None
 
     for args in ex.cases(np.random.default_rng(ex.seed)):
         assert all(watched_or_immutable(a) for a in args), (name, [type(a) for a in args])
+
+
+WITH_MODELS = [(name, ex) for name, ex in EXERCISES
+               if any(_is_model(a) for args in ex.cases(np.random.default_rng(ex.seed)) for a in args)]
+
+
+@pytest.mark.parametrize("name,ex", WITH_MODELS, ids=[name for name, _ in WITH_MODELS])
+@pytest.mark.parametrize("change", ["weights", "mode"])
+def test_an_answer_that_changes_a_model_it_was_given_is_caught(name, ex, change):
+    def tampers(*args):
+        out = ex.solution_fn(*args)
+        model = next(a for a in args if _is_model(a))
+        if change == "weights":
+            next(layer for layer in model if layer.params).params["W"].flat[0] += 1
+        else:
+            for layer in model:                         # eval mode switched on and never switched back
+                layer.training = not layer.training
+        return out
+
+    verdict, message = ex.diagnose(tampers)
+    assert verdict == "wrong" and "changed the model" in message and "eval_mode" in message, message
 
 
 WITH_NUMERICAL = [(name, ex) for name, ex in EXERCISES if ex.numerical is not None]

@@ -30,6 +30,9 @@ FLOAT64_LEAK = ("{name} gives the right numbers{which}, but turns float32 inputs
                 "as npnet does (float64 doubles the memory and slows every later step). It creeps in from "
                 "np.zeros(shape) without dtype=x.dtype, from .astype(float), or from a NumPy float64 number such as "
                 "np.sqrt(2); Python numbers keep float32.")
+MODEL_CHANGED = ("✗ {name} changed the model `{arg}` it was given, its weights or a layer's train/eval mode, and left "
+                 "it so: the caller's model changes too. To switch dropout off for a moment, use "
+                 "`with npnet.inside.eval_mode({arg}):`, which puts each layer's mode back.")
 TEN_CLASSES = ("{name} is right with 10 classes but not with {classes}: on {case} it {what}. Something in it assumes "
                "10 classes, such as np.eye(10), range(10), reshape(-1, 10) or np.zeros((N, 10)): take the number of "
                "classes from the input, {source}.")
@@ -113,6 +116,8 @@ class Exercise:
                     return "not done", NOT_DONE.format(name=f"ex.{self.name}")
                 note = f". {self.raised_note}" if self.raised_note else ""
                 return "wrong", f"✗ {self.name} raised {out.text} on {_describe(args)}{note}"
+            if isinstance(out, _Mutated) and _is_model(args[out.index]):
+                return "wrong", MODEL_CHANGED.format(name=self.name, arg=self._arg_name(out.index))
             if isinstance(out, _Mutated):
                 name = self._arg_name(out.index)
                 return "wrong", (f"✗ {self.name} changed its argument `{name}` in place, so the caller's array changes "
@@ -236,7 +241,22 @@ def _call(fn, args, watch=False):
         for i, (before, after) in enumerate(zip(args, given)):
             if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
                 return _Mutated(i)
+            if _is_model(before) and not _same_model(before, after):
+                return _Mutated(i)
     return out
+
+
+def _is_model(x):
+    """Whether x is an npnet model: a non-empty list of layers, each with a params dict and a training flag."""
+    return isinstance(x, list) and len(x) > 0 and all(
+        isinstance(getattr(layer, "params", None), dict) and hasattr(layer, "training") for layer in x)
+
+
+def _same_model(before, after):
+    """Whether a model still has the same layers, weights and train/eval modes (the caches forward writes aside)."""
+    return (_is_model(after) and len(before) == len(after) and all(
+        a.training == b.training and a.params.keys() == b.params.keys()
+        and all(np.array_equal(a.params[k], b.params[k]) for k in a.params) for a, b in zip(before, after)))
 
 
 def _outputs(x, like):

@@ -1,10 +1,15 @@
 """Notebook 06's exercises: recorded strokes into ink (the distance to a segment, the anti-aliased pen, a whole
-stroke) and the naive resize of the whole canvas."""
+stroke), the naive resize of the whole canvas, and the "why" map of Look inside (gradient x input)."""
+
+import contextlib
+import copy
 
 import numpy as np
 
-from .. import preprocess, strokes
-from . import Exercise
+from .. import data, inside, preprocess, strokes
+from .. import model as M
+from ..losses import softmax
+from . import Exercise, _real, _same_model
 
 
 def _points(rng, height, width, margin=3.0):
@@ -239,4 +244,139 @@ render_stroke = Exercise(
               "largest ink of all segments with np.maximum. A stroke of one point is a segment from the point to "
               "itself.",
     atol=1e-6,
+)
+
+
+# -- the why map: gradient x input, from one backward pass -----------------------------------------------------
+def why_map_solution(model, stats, x28, c, r):
+    """model: a list of layers; stats: (mean, std); x28: (28, 28) pixels in [0, 1]; c: the answer, r: the runner-up.
+    Returns (28, 28): each pixel's ink times d(z_c - z_r)/d(pixel), z the logits."""
+    from npnet import data, inside as I, model as M
+    X = data.normalize(x28[None], stats)              # (1, 784) float32: (x - mean) / std, as the pad feeds the model
+    with I.eval_mode(model):                          # dropout off; each layer's mode is put back afterwards
+        logits = M.forward(model, X)                  # (1, 10)
+        grad = np.zeros_like(logits)
+        grad[0, c], grad[0, r] = 1, -1                # d(z_c - z_r) / d logits
+        dX = M.backward(model, grad)                  # (1, 784): d(z_c - z_r) / d normalised input
+    return x28 * dX.reshape(28, 28) / stats[1]        # normalize divides by std: the chain rule divides by it too
+
+
+def _why_reference(model, stats, x28, c, r):
+    return x28 * inside.gap_gradient(model, stats, x28, c, r)[1]   # what inside.why's "attribution" is
+
+
+_CASE_MODELS = {}
+
+
+def _case_models():
+    """The course's MLP and, if present, its CNN (with dropout), each put in training mode as after fit: loaded once."""
+    if not _CASE_MODELS:
+        from .. import recipes
+
+        for name, key in (("MLP", "mlp"), ("CNN", "cnn")):
+            path = recipes.model_path(key)
+            if key == "mlp" or path.exists():
+                model, stats = recipes.load_or_train(key) if key == "mlp" else M.load(path)[:2]
+                M.set_training(model, True)                       # forgetting eval mode must show (dropout)
+                _CASE_MODELS[name] = (model, stats)
+    return _CASE_MODELS
+
+
+def _why_cases(rng):
+    """For each model: a generated 4 and 7 with their answer against its runner-up, and a generated 2 with the third
+    most likely digit against the answer (c and r are given, not found)."""
+    cases = []
+    for model, stats in _case_models().values():
+        for digit, pair in ((4, (0, 1)), (7, (0, 1)), (2, (2, 0))):
+            strokes_, pen = strokes.digit_strokes(digit, rng)
+            x28 = preprocess.mnist_style(strokes.render(strokes_, 280, round(pen))).astype(np.float32)   # (28, 28)
+            order = np.argsort(-M.predict_proba(model, data.normalize(x28[None], stats))[0], kind="stable")
+            cases.append((model, stats, x28, int(order[pair[0]]), int(order[pair[1]])))
+    return cases
+
+
+def _why(model, stats, x28, c, r, seed="gap", times_input=True, divide=True, normalise=True, eval_mode=True,
+         shape=(28, 28)):
+    """The why map with one typical mistake switched on: seed names what is backpropagated from the logits."""
+    X = data.normalize(x28[None], stats) if normalise else np.asarray(x28, np.float32).reshape(1, 784)
+    with inside.eval_mode(model) if eval_mode else contextlib.nullcontext():
+        logits = M.forward(model, X)
+        grad, onehot = np.zeros_like(logits), np.eye(logits.shape[1], dtype=logits.dtype)[[c]]
+        if seed == "gap":
+            grad[0, c], grad[0, r] = 1, -1
+        elif seed == "reversed":
+            grad[0, c], grad[0, r] = -1, 1
+        elif seed == "z_c":
+            grad[0, c] = 1
+        elif seed == "probability":                           # d p_c / d logits = p_c (onehot_c - p)
+            probs = softmax(logits)
+            grad = probs[0, c] * (onehot - probs)
+        elif seed == "loss":                                  # d(-log p_c) / d logits = p - onehot_c
+            grad = softmax(logits) - onehot
+        dX = M.backward(model, grad).reshape(28, 28)
+    gradient = dX / stats[1] if divide else dX
+    return (x28 * gradient if times_input else gradient).reshape(shape)
+
+
+_DROPOUT = ("the map changes from call to call: the model is in training mode, so its dropout drops random units. "
+            "Run forward and backward inside `with I.eval_mode(model):`, which switches dropout off and then puts "
+            "each layer's mode back.")
+
+
+class _WhyMap(Exercise):
+    """The why map: an answer whose map differs from one call to the next on the same model has left dropout on."""
+
+    def _explain_wrong(self, fn):
+        return super()._explain_wrong(fn) or self._changes_between_calls(fn)
+
+    def _changes_between_calls(self, fn):
+        for model, *rest in self.cases(np.random.default_rng(self.seed)):
+            same = copy.deepcopy(model)                       # one model, called twice: its dropout draws anew
+            try:
+                first, second = (_real(fn(same, *copy.deepcopy(rest))) for _ in range(2))
+            except Exception:                                 # the learner's: the verdict already says what it raised
+                return None
+            if not _same_model(model, same):                  # weights or modes changed: that verdict stands
+                return None
+            if first is not None and second is not None and first.shape == second.shape \
+                    and not np.allclose(first, second, rtol=self.rtol, atol=self.atol):
+                return "mistake", "✗ " + _DROPOUT
+        return None
+
+
+why_map = _WhyMap(
+    "why_map", _why_reference, why_map_solution, _why_cases,
+    "matches npnet.inside's gradient × input (I.why's map) for the MLP and the CNN on six generated drawings, for "
+    "the answer against its runner-up and for another pair of digits, with the models in training mode as after fit",
+    mistakes=[
+        ("that is the gradient alone: blank pixels get non-zero values. Multiply it by the pixels, x28 * gradient, "
+         "so that only the ink drawn gets credit (the blank canvas is the baseline).",
+         lambda *a: _why(*a, times_input=False)),
+        ("your map is std times the answer (std = stats[1], about 0.31): normalize divides the pixels by std, so by "
+         "the chain rule the gradient with respect to the pixels is the one backward returns divided by std.",
+         lambda *a: _why(*a, divide=False)),
+        ("you backpropagated from z_c alone: put -1 at the runner-up too, grad[0, c], grad[0, r] = 1, -1, so that "
+         "the map explains the gap z_c - z_r (why c and not r).", lambda *a: _why(*a, seed="z_c")),
+        ("the signs are reversed: that is the gradient of z_r - z_c. Put +1 at c (the answer) and -1 at r, so that "
+         "red pushes towards c.", lambda *a: _why(*a, seed="reversed")),
+        ("that is the gradient of the softmax probability p_c: differentiate the logits' gap z_c - z_r instead "
+         "(+1 at c, -1 at r, no softmax). Near 0 or 1 a probability is flat, and its gradient fades.",
+         lambda *a: _why(*a, seed="probability")),
+        ("that is the gradient of the loss (softmax minus one-hot, as in training): differentiate the logits' gap "
+         "z_c - z_r instead, +1 at c and -1 at r, with no softmax.", lambda *a: _why(*a, seed="loss")),
+        ("the pixels went in unnormalised: the model learned from (x - mean) / std, so feed it "
+         "data.normalize(x28[None], stats), then divide the gradient by std.",
+         lambda *a: _why(*a, normalise=False, divide=False)),
+        (_DROPOUT, lambda *a: _why(*a, eval_mode=False)),
+        ("the map has shape (1, 784), the model's input: reshape it to (28, 28), so that it lines up with the drawing.",
+         lambda *a: _why(*a, shape=(1, 784))),
+        ("the map has shape (784,): reshape it to (28, 28), so that it lines up with the drawing.",
+         lambda *a: _why(*a, shape=(784,))),
+    ],
+    hint_text="Normalise as the pad does: data.normalize(x28[None], stats) is the (1, 784) float32 input. Inside "
+              "`with I.eval_mode(model):` (dropout off), run logits = M.forward(model, X), make grad = "
+              "np.zeros_like(logits) with +1 at [0, c] and -1 at [0, r], and dX = M.backward(model, grad): the "
+              "gradient of z_c - z_r with respect to the normalised input. normalize divided by std, so divide dX "
+              "by stats[1]; reshape it to (28, 28) and multiply by x28.",
+    rtol=1e-4, atol=1e-4, float32=False,
 )
