@@ -222,8 +222,31 @@ def why_map(model, stats, x28, c, r, slip=None):
         g = layer.backward(g)
     for layer, mode in zip(model, modes):
         layer.training = mode
-    if slip not in ("no std", "unnormalised"):
+    if slip == "force training":                                     # "puts the mode back" to training, always
+        for layer in model:
+            layer.training = True
+    if slip == "weights to float64":
+        for layer in model:
+            for k in layer.params:
+                layer.params[k] = layer.params[k].astype(np.float64)
+    if slip == "dropout off for good":
+        for layer in model:
+            if hasattr(layer, "p"):
+                layer.p = 0.0
+    if slip not in ("no std", "unnormalised", "times std"):
         g = g / std
+    if slip == "std twice":
+        g = g / std
+    if slip == "times std":
+        g = g * std
+    if slip == "times normalised":
+        return X.reshape(28, 28) * g.reshape(28, 28)
+    if slip == "normalised both":                                    # x_norm * d/dx_norm, no std anywhere
+        return X.reshape(28, 28) * (g * std).reshape(28, 28)
+    if slip == "abs":
+        return np.abs(x28 * g.reshape(28, 28))
+    if slip == "nan":
+        return x28 * g.reshape(28, 28) * (x28 / x28)
     if slip == "(1, 784)":
         return x * g
     if slip == "(784,)":
@@ -247,6 +270,11 @@ NB06 += [
     (nb06.why_map, "the map changes from call to call", _why_map("training mode")),
     (nb06.why_map, "the map has shape (1, 784)", _why_map("(1, 784)")),
     (nb06.why_map, "the map has shape (784,)", _why_map("(784,)")),
+    (nb06.why_map, "you divided by std twice", _why_map("std twice")),
+    (nb06.why_map, "you multiplied by std", _why_map("times std")),
+    (nb06.why_map, "you multiplied by the normalised input", _why_map("times normalised")),
+    (nb06.why_map, "that is the absolute value", _why_map("abs")),
+    (nb06.why_map, "you multiplied the normalised input by the gradient with respect to it", _why_map("normalised both")),
 ]
 
 CASES = NB02 + NB04 + NB06
@@ -324,6 +352,28 @@ def test_why_map_in_float64_or_with_npnet_inside_is_right_and_ignoring_c_and_r_i
         return why_map(model, (np.float64(stats[0]), np.float64(stats[1])), x28.astype(np.float64), c, r)
 
     assert nb06.why_map.diagnose(in_float64)[0] == "pass"
-    assert nb06.why_map.diagnose(lambda m, st, x, c, r: x * I.gap_gradient(m, st, x, c, r)[1])[0] == "pass"
-    verdict, message = nb06.why_map.diagnose(lambda m, st, x, c, r: I.why(m, st, x)["attribution"])
+    for shortcut in (lambda m, st, x, c, r: x * I.gap_gradient(m, st, x, c, r)[1],   # the answer itself: refused
+                     lambda m, st, x, c, r: I.why(m, st, x)["attribution"]):
+        verdict, message = nb06.why_map.diagnose(shortcut)
+        assert verdict == "mistake" and "calls npnet.inside's gap_gradient or why" in message, message
+    assert I.gap_gradient is nb06._gap_gradient and I.why.__name__ == "why"            # and put back afterwards
+
+    def own_pair(model, stats, x28, c, r):            # ignores the c and r it is given: finds its own top two
+        from npnet import data, model as M
+        probs = M.predict_proba(model, data.normalize(x28[None], stats))[0]
+        top, second = np.argsort(-probs, kind="stable")[:2]
+        return why_map(model, stats, x28, int(top), int(second))
+
+    verdict, message = nb06.why_map.diagnose(own_pair)
     assert verdict == "wrong" and "largest difference" in message, message
+    assert "on inputs a model (Dense" in message or "on inputs a model (Conv2D" in message, message   # not reprs
+
+
+@pytest.mark.parametrize("slip, phrase", [("force training", "changed the model `model`"),
+                                          ("weights to float64", "changed the model `model`"),
+                                          ("dropout off for good", "changed the model `model`"),
+                                          ("nan", "contains NaN")])
+def test_why_map_answers_that_change_the_model_or_give_nan_are_named(slip, phrase):
+    # a model left in training mode, in float64 or with its dropout off changes the caller's model; a NaN is not dropout
+    verdict, message = nb06.why_map.diagnose(_why_map(slip))
+    assert verdict == "wrong" and phrase in message and "dropout drops" not in message, message

@@ -253,10 +253,14 @@ def _is_model(x):
 
 
 def _same_model(before, after):
-    """Whether a model still has the same layers, weights and train/eval modes (the caches forward writes aside)."""
+    """Whether a model still has the same layers, weights (values and dtypes) and settings, such as each layer's
+    train/eval mode and dropout rate: its number, bool and string attributes (the caches forward writes aside)."""
+    def settings(layer):
+        return {k: v for k, v in vars(layer).items() if isinstance(v, (bool, int, float, str, np.number))}
     return (_is_model(after) and len(before) == len(after) and all(
-        a.training == b.training and a.params.keys() == b.params.keys()
-        and all(np.array_equal(a.params[k], b.params[k]) for k in a.params) for a, b in zip(before, after)))
+        type(a) is type(b) and settings(a) == settings(b) and a.params.keys() == b.params.keys()
+        and all(a.params[k].dtype == b.params[k].dtype and np.array_equal(a.params[k], b.params[k]) for k in a.params)
+        for a, b in zip(before, after)))
 
 
 def _outputs(x, like):
@@ -311,9 +315,18 @@ def _as_float64(args):
 
 
 def _describe(args):
-    """'inputs of shapes (7, 10), (7,)': enough to reproduce the failing case."""
-    shapes = [str(np.shape(a)) if isinstance(a, np.ndarray) else repr(a) for a in args]
-    return "inputs " + ", ".join(shapes)
+    """'inputs of shapes (7, 10), (7,)': enough to reproduce the failing case. A model is named by its layers."""
+    def one(a):
+        if isinstance(a, np.ndarray):
+            return str(np.shape(a))
+        if _is_model(a):
+            return "a model (" + ", ".join(type(layer).__name__ for layer in a if layer.params) + ")"
+        if isinstance(a, (np.number, float)):
+            return f"{float(a):.4g}"
+        if isinstance(a, tuple) and all(isinstance(v, (np.number, float, int)) for v in a):
+            return "(" + ", ".join(one(v) for v in a) + ")"
+        return repr(a)
+    return "inputs " + ", ".join(one(a) for a in args)
 
 
 def _difference(out, want, names=None, rtol=1e-5, atol=1e-7):

@@ -261,8 +261,22 @@ def why_map_solution(model, stats, x28, c, r):
     return x28 * dX.reshape(28, 28) / stats[1]        # normalize divides by std: the chain rule divides by it too
 
 
+_gap_gradient = inside.gap_gradient                     # kept: the check swaps the module's one for _refuse
+
+
 def _why_reference(model, stats, x28, c, r):
-    return x28 * inside.gap_gradient(model, stats, x28, c, r)[1]   # what inside.why's "attribution" is
+    return x28 * _gap_gradient(model, stats, x28, c, r)[1]         # what inside.why's "attribution" is
+
+
+@contextlib.contextmanager
+def _without_shortcuts():
+    """npnet.inside.gap_gradient and .why raise _ShortCut meanwhile; both are put back afterwards."""
+    saved = inside.gap_gradient, inside.why
+    inside.gap_gradient = inside.why = _refuse
+    try:
+        yield
+    finally:
+        inside.gap_gradient, inside.why = saved
 
 
 _CASE_MODELS = {}
@@ -287,16 +301,18 @@ def _why_cases(rng):
     most likely digit against the answer (c and r are given, not found)."""
     cases = []
     for model, stats in _case_models().values():
-        for digit, pair in ((4, (0, 1)), (7, (0, 1)), (2, (2, 0))):
+        in_eval = copy.deepcopy(model)                                # the last case's model is in eval mode, so
+        M.set_training(in_eval, False)                                # an answer that forces training mode shows
+        for digit, pair, m in ((4, (0, 1), model), (7, (0, 1), model), (2, (2, 0), in_eval)):
             strokes_, pen = strokes.digit_strokes(digit, rng)
             x28 = preprocess.mnist_style(strokes.render(strokes_, 280, round(pen))).astype(np.float32)   # (28, 28)
-            order = np.argsort(-M.predict_proba(model, data.normalize(x28[None], stats))[0], kind="stable")
-            cases.append((model, stats, x28, int(order[pair[0]]), int(order[pair[1]])))
+            order = np.argsort(-M.predict_proba(m, data.normalize(x28[None], stats))[0], kind="stable")
+            cases.append((m, stats, x28, int(order[pair[0]]), int(order[pair[1]])))
     return cases
 
 
 def _why(model, stats, x28, c, r, seed="gap", times_input=True, divide=True, normalise=True, eval_mode=True,
-         shape=(28, 28)):
+         shape=(28, 28), std_power=1, times="pixels", absolute=False):
     """The why map with one typical mistake switched on: seed names what is backpropagated from the logits."""
     X = data.normalize(x28[None], stats) if normalise else np.asarray(x28, np.float32).reshape(1, 784)
     with inside.eval_mode(model) if eval_mode else contextlib.nullcontext():
@@ -314,8 +330,10 @@ def _why(model, stats, x28, c, r, seed="gap", times_input=True, divide=True, nor
         elif seed == "loss":                                  # d(-log p_c) / d logits = p - onehot_c
             grad = softmax(logits) - onehot
         dX = M.backward(model, grad).reshape(28, 28)
-    gradient = dX / stats[1] if divide else dX
-    return (x28 * gradient if times_input else gradient).reshape(shape)
+    gradient = dX / stats[1] ** std_power if divide else dX
+    ink = {"pixels": x28, "normalised": X.reshape(28, 28)}[times]
+    out = ink * gradient if times_input else gradient
+    return (np.abs(out) if absolute else out).reshape(shape)
 
 
 _DROPOUT = ("the map changes from call to call: the model is in training mode, so its dropout drops random units. "
@@ -323,8 +341,31 @@ _DROPOUT = ("the map changes from call to call: the model is in training mode, s
             "each layer's mode back.")
 
 
+_NORMALISED = ("you multiplied by the normalised input, (x - mean) / std: that credits every pixel, blank ones too, "
+               "against a grey canvas at the mean. Multiply the gradient with respect to the pixels by the pixels "
+               "themselves, x28, so that the blank canvas is the baseline and only the ink gets credit.")
+
+
+class _ShortCut(Exception):
+    """Raised in place of npnet.inside's own gap_gradient and why while the learner's why_map is checked."""
+
+
+def _refuse(*args, **kwargs):
+    raise _ShortCut("I.gap_gradient and I.why are the answer itself: write the backward pass with M.forward and "
+                    "M.backward")
+
+
 class _WhyMap(Exercise):
-    """The why map: an answer whose map differs from one call to the next on the same model has left dropout on."""
+    """The why map: an answer whose map differs from one call to the next on the same model has left dropout on;
+    an answer that calls npnet.inside's gap_gradient or why is refused (the exercise is to write them)."""
+
+    def diagnose(self, fn):
+        with _without_shortcuts():
+            verdict, message = super().diagnose(fn)
+        if verdict == "wrong" and _ShortCut.__name__ in message:
+            return "mistake", ("✗ it calls npnet.inside's gap_gradient or why, which compute the answer itself: write "
+                               "the backward pass with M.forward and M.backward, as the prompt says.")
+        return verdict, message
 
     def _explain_wrong(self, fn):
         return super()._explain_wrong(fn) or self._changes_between_calls(fn)
@@ -339,6 +380,7 @@ class _WhyMap(Exercise):
             if not _same_model(model, same):                  # weights or modes changed: that verdict stands
                 return None
             if first is not None and second is not None and first.shape == second.shape \
+                    and np.all(np.isfinite(first)) and np.all(np.isfinite(second)) \
                     and not np.allclose(first, second, rtol=self.rtol, atol=self.atol):
                 return "mistake", "✗ " + _DROPOUT
         return None
@@ -347,7 +389,8 @@ class _WhyMap(Exercise):
 why_map = _WhyMap(
     "why_map", _why_reference, why_map_solution, _why_cases,
     "matches npnet.inside's gradient × input (I.why's map) for the MLP and the CNN on six generated drawings, for "
-    "the answer against its runner-up and for another pair of digits, with the models in training mode as after fit",
+    "the answer against its runner-up and for another pair of digits, with the models in training mode as after fit "
+    "and once in eval mode",
     mistakes=[
         ("that is the gradient alone: blank pixels get non-zero values. Multiply it by the pixels, x28 * gradient, "
          "so that only the ink drawn gets credit (the blank canvas is the baseline).",
@@ -368,6 +411,17 @@ why_map = _WhyMap(
          "data.normalize(x28[None], stats), then divide the gradient by std.",
          lambda *a: _why(*a, normalise=False, divide=False)),
         (_DROPOUT, lambda *a: _why(*a, eval_mode=False)),
+        ("you divided by std twice: the chain rule divides the gradient by std once, because normalize divides the "
+         "pixels by std once.", lambda *a: _why(*a, std_power=2)),
+        ("you multiplied by std: normalize divides the pixels by std, so the gradient with respect to the pixels is "
+         "the one backward returns divided by std, not multiplied.", lambda *a: _why(*a, std_power=-1)),
+        (_NORMALISED, lambda *a: _why(*a, times="normalised")),
+        ("you multiplied the normalised input by the gradient with respect to it: that is (x28 - mean) times the "
+         "pixels' gradient, which credits every pixel, blank ones too, against a grey canvas at the mean. Divide the "
+         "gradient by std and multiply by x28 itself, so that the blank canvas is the baseline.",
+         lambda *a: _why(*a, times="normalised", divide=False)),
+        ("that is the absolute value: keep the sign, which says which way each pixel pushed (red towards c, blue "
+         "towards r).", lambda *a: _why(*a, absolute=True)),
         ("the map has shape (1, 784), the model's input: reshape it to (28, 28), so that it lines up with the drawing.",
          lambda *a: _why(*a, shape=(1, 784))),
         ("the map has shape (784,): reshape it to (28, 28), so that it lines up with the drawing.",
