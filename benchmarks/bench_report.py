@@ -43,9 +43,7 @@ def mlp_report(results, skipped, flops, mm, args):
         + [f"{s[n]['reach'][0]:.2f} s (epoch {s[n]['reach'][1]})" if s[n]["reach"] else "not reached"
            for n in names],
         ["final train accuracy"] + [f"{s[n]['train_acc']:.4f}" for n in names],
-        ["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
-        ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
-        *_memory_rows(s, names),
+        *_last_rows(s, names),
     ]
     if npnet:
         rows += _ratios(results, names)
@@ -108,9 +106,11 @@ def mlp_report(results, skipped, flops, mm, args):
     return out
 
 
-def _memory_rows(s, names):
-    """The two memory rows of a training table, from summarise()'s numbers."""
-    return [["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
+def _last_rows(s, names):
+    """The rows both training tables end with, from summarise()'s numbers: final dev and test accuracy, memory."""
+    return [["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
+            ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
+            ["peak memory (RSS) while training"] + [f"{s[n]['peak_mb']:.0f} MB" for n in names],
             ["... of which added by training"]
             + [f"{s[n]['peak_mb'] - s[n]['rss_before_mb']:.0f} MB" if s[n]["rss_before_mb"] else "?" for n in names]]
 
@@ -148,9 +148,7 @@ def cnn_report(results, skipped, mm, args):
         ["epoch time, training steps only (median)"] + [f"{s[n]['epoch']:.2f} s" for n in names],
         ["epoch time incl. dev accuracy (median)"] + [f"{s[n]['epoch_with_eval']:.2f} s" for n in names],
         ["total training time (steps only)"] + [f"{s[n]['total']:.1f} s" for n in names],
-        ["final dev accuracy"] + [f"{s[n]['dev_acc']:.4f}" for n in names],
-        ["test accuracy"] + [f"{s[n]['test_acc']:.4f}" for n in names],
-        *_memory_rows(s, names),
+        *_last_rows(s, names),
     ] + _ratios(results, names)
     out += [table(["", *names], rows), ""]
     out += _framework_lines(CNN_FRAMEWORKS, results, names, skipped)
