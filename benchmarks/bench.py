@@ -213,8 +213,8 @@ def main(argv=None):
         if args.plot:
             plot(results, FRAMEWORKS, flops["all"] / (mm["peak_gflops"] * 1e9), args.plot, (0.95, 0.99), TARGET_DEV)
     if "cnn" in models:
-        # the CNN's target is against fused Adam, so --quick runs that PyTorch
-        default = ["npnet", "pytorch-fused"] if args.quick else list(CNN_FRAMEWORKS)
+        # the CNN's target is against fused Adam, so --quick runs that PyTorch, and both of npnet's ways to train
+        default = ["npnet", "npnet-parallel", "pytorch-fused"] if args.quick else list(CNN_FRAMEWORKS)
         section = run_section("cnn", [n for n in wanted or default if n in CNN_FRAMEWORKS], args.cnn_epochs, args)
         if section is None:
             return 1

@@ -14,6 +14,8 @@ FRAMEWORKS = {  # name -> (the module it needs, how it is set up)
 }
 CNN_FRAMEWORKS = {  # the CNN section: scikit-learn has no convolutions
     "npnet": ("numpy", "npnet.fit: the recipe's network (channels last), Adam, cosine lr decay, no augmentation"),
+    "npnet-parallel": ("numpy", "the same, fit(data_parallel=True): each batch's two halves at once, one per core "
+                                "(npnet/parallel.py)"),
     "pytorch": ("torch", "the same network in PyTorch's default NCHW layout, He init, torch.optim.Adam (default)"),
     "pytorch-fused": ("torch", "the same, torch.optim.Adam(fused=True)"),
     "pytorch-fused-cl": ("torch", "the same as pytorch-fused, with the weights and batches in torch.channels_last"),

@@ -59,7 +59,7 @@ def _data(n_train, n_dev, n_test):
 class NpnetRun:
     """npnet: the recipe's model and Adam, trained by npnet.fit one epoch at a time."""
 
-    def __init__(self, data, num_epochs, seed, kind="mlp"):
+    def __init__(self, data, num_epochs, seed, kind="mlp", data_parallel=False):
         from npnet import model as M
         from npnet.optim import Adam
         from npnet.recipes import cnn
@@ -74,6 +74,7 @@ class NpnetRun:
         self.opt = Adam(self.model, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.schedule = cosine_lr(cfg["lr"], num_epochs)
         self.eval_train = kind == "mlp"  # scoring all training images costs a CNN epoch ~25%; train_cnn skips it too
+        self.data_parallel = data_parallel
 
     def epoch(self, epoch):
         """Train one epoch (the same steps as one fit over all epochs), then evaluate: a record."""
@@ -81,7 +82,8 @@ class NpnetRun:
 
         X, y, X_dev, y_dev = self.data[:4]
         h = fit(self.model, self.opt, X, y, X_dev, y_dev, num_epochs=1, batch_size=self.cfg["batch_size"],
-                rng=self.rng, progress=False, eval_train=self.eval_train, lr_schedule=lambda _: self.schedule(epoch))
+                rng=self.rng, progress=False, eval_train=self.eval_train, lr_schedule=lambda _: self.schedule(epoch),
+                data_parallel=self.data_parallel)
         return {"train_time": h["train_time"][0], "eval_time": h["eval_time"][0],
                 "train_acc": h["train_acc"][0] if h["train_acc"] else None, "dev_acc": h["dev_acc"][0]}
 
@@ -215,6 +217,7 @@ RUNS = {  # (model, framework) -> how a worker builds its run from (data, num_ep
     ("mlp", "npnet"): NpnetRun, ("mlp", "pytorch"): PytorchRun, ("mlp", "sklearn"): SklearnRun,
     ("mlp", "pytorch-fused"): lambda *a: PytorchRun(*a, fused=True),
     ("cnn", "npnet"): lambda *a: NpnetRun(*a, kind="cnn"),
+    ("cnn", "npnet-parallel"): lambda *a: NpnetRun(*a, kind="cnn", data_parallel=True),
     ("cnn", "pytorch"): lambda *a: PytorchRun(*a, kind="cnn"),
     ("cnn", "pytorch-fused"): lambda *a: PytorchRun(*a, kind="cnn", fused=True),
     ("cnn", "pytorch-fused-cl"): lambda *a: PytorchRun(*a, kind="cnn", fused=True, channels_last=True),
@@ -279,6 +282,7 @@ def worker(name, kind, num_epochs, n_train, n_dev, n_test, num_calls, profile_st
            "versions": versions(name)}
     if kind == "mlp" and name == "npnet" and num_calls:
         out["inference"] = inference(run.model, data[6], data[4], num_calls)
-    if kind == "cnn" and profile_steps:  # after training, on the trained weights: the steps it was timing
+    if kind == "cnn" and profile_steps and name != "npnet-parallel":  # after training, on the trained weights: the
+        # steps it was timing (npnet-parallel's layers are npnet's, run on two threads at once: no layer-by-layer time)
         out["profile"] = run.profile(profile_steps, warmup=max(2, profile_steps // 4))
     print(json.dumps(out), flush=True)

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from .losses import SoftmaxCrossEntropy
 from .metrics import accuracy
 from .model import backward, forward, predict, set_training
+from .parallel import TwoHalves
 
 
 def batches(X, y, batch_size, rng):
@@ -25,8 +26,12 @@ def cosine_lr(lr, num_epochs):
 
 
 def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_size=128,
-        rng=None, augment=None, progress=True, eval_train=True, lr_schedule=None, callback=None):
+        rng=None, augment=None, progress=True, eval_train=True, lr_schedule=None, callback=None,
+        data_parallel=False):
     """Train in place with mini-batches; returns a history dict of per-step and per-epoch numbers and seconds.
+
+    data_parallel=True splits every batch in two halves that run at once on two cores (npnet/parallel.py's
+    TwoHalves): the same gradients up to rounding, but other dropout masks, so not the same run step for step.
 
     callback, if given, is called as callback(info) after every step (info["event"] == "step") and after every
     epoch's accuracy evaluations ("epoch"). info is a dict: event, epoch and step (0-based, the step within its
@@ -39,6 +44,7 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     loss_fn = SoftmaxCrossEntropy()
+    halves = TwoHalves(model) if data_parallel else None
     history = {"step_loss": [], "epoch_loss": [], "train_acc": [], "dev_acc": [],
                "train_time": [], "eval_time": [],  # seconds per epoch: the steps, then the accuracy evaluations
                "stopped": False}                    # True if the callback ended training early
@@ -53,8 +59,11 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
         for step, (X_batch, y_batch) in enumerate(batches(X, y, batch_size, rng)):
             if augment is not None:
                 X_batch = augment(X_batch, rng)
-            loss = loss_fn.forward(forward(model, X_batch), y_batch)
-            backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
+            if halves is not None:
+                loss = halves.loss_and_grads(X_batch, y_batch)
+            else:
+                loss = loss_fn.forward(forward(model, X_batch), y_batch)
+                backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
             optimizer.step()
             losses.append(loss)
             history["step_loss"].append(loss)
@@ -81,4 +90,6 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
             history["stopped"] = epoch < num_epochs - 1   # a stop after the last epoch cuts nothing
             break
     bar.close()
+    if halves is not None:
+        halves.close()
     return history

@@ -108,13 +108,15 @@ def test_quick_run_has_the_cnn_section(quick):
 
 
 @pytest.mark.slow
-def test_quick_run_trains_npnets_cnn(quick):
+def test_quick_run_trains_npnets_cnn_both_ways(quick):
     _, raw = quick
-    r = raw["cnn"]["results"]["npnet"]
-    (epoch,) = r["epochs"]
-    assert epoch["train_time"] > 0 and epoch["eval_time"] > 0 and epoch["train_acc"] is None  # dev set only
-    # 16 steps on 2,000 examples from He init reach ~0.73 (seed 0); chance is 0.1
-    assert r["test_acc"] > 0.5 and epoch["dev_acc"] > 0.5, (r["test_acc"], epoch["dev_acc"])
+    for name in ("npnet", "npnet-parallel"):  # one step at a time, and each batch's halves on two threads
+        r = raw["cnn"]["results"][name]
+        (epoch,) = r["epochs"]
+        assert epoch["train_time"] > 0 and epoch["eval_time"] > 0 and epoch["train_acc"] is None  # dev set only
+        # 16 steps on 2,000 examples from He init reach ~0.73 (seed 0); chance is 0.1
+        assert r["test_acc"] > 0.5 and epoch["dev_acc"] > 0.5, (name, r["test_acc"], epoch["dev_acc"])
+    assert "profile" not in raw["cnn"]["results"]["npnet-parallel"]  # its layers are npnet's, timed as npnet
 
 
 @pytest.mark.slow
@@ -135,7 +137,7 @@ def test_quick_run_profiles_every_layer_of_the_cnn_step(quick):
     assert all(t > 0 for t in prof["loss_ms"]) and prof["optimizer_ms"] > 0
     assert prof["step_ms"] > 0 and prof["clean_step_ms"] > 0 and prof["steps"] == 5
     for name, r in raw["cnn"]["results"].items():  # PyTorch's: the same layers, bar the Reshape it does not need
-        if name != "npnet":
+        if name.startswith("pytorch"):
             assert [row[0] for row in r["profile"]["layers"]] == names[1:], name
             assert all(f > 0 and b > 0 for _, f, b in r["profile"]["layers"]), name
     cm = raw["matmul"]["cnn"]
@@ -153,6 +155,8 @@ def test_quick_run_compares_the_cnn_with_pytorch_fused_adam_only_after_make_benc
     assert len(r["epochs"]) == 1 and r["epochs"][0]["train_time"] > 0
     assert r["test_acc"] > 0.5, r["test_acc"]
     assert "| npnet CNN step <= 1.0x PyTorch fused Adam's (median of the per-epoch ratios) |" in text
+    assert ("| npnet-parallel CNN step, with data_parallel=True <= 1.0x PyTorch fused Adam's (median of the per-epoch "
+            "ratios) |") in text
     assert "| stretch: <= 0.8x |" in text
 
 

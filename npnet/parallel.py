@@ -1,0 +1,71 @@
+"""Data parallelism: each training batch is split in two halves that run forward and backward at once, one per core."""
+
+import copy
+
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from threadpoolctl import ThreadpoolController
+
+from .layers import BatchNorm
+from .losses import SoftmaxCrossEntropy
+from .model import backward, forward
+
+
+class TwoHalves:
+    """The model and a replica of it take one half of every batch each, on two threads; then the replica's gradients
+    are averaged into the model's, weighted by the halves' sizes. The mean loss over N examples is the size-weighted
+    mean of the two halves' mean losses, so its gradient is the same sum: the optimizer gets the whole batch's
+    gradient, up to float rounding, computed on two cores.
+
+    How frameworks train on several GPUs (PyTorch's DistributedDataParallel) works the same way. It pays here because
+    most of npnet's step is single-threaded NumPy, which only a second thread can put on the second core; each half's
+    matrix products then run on one core (one BLAS thread each) instead of both. benchmarks/RESULTS.md measures it.
+
+    The replica shares the model's weight arrays (the same `params` dicts), so the optimizer's in-place updates reach
+    both, and has its own caches and grads. Its dropout layers get their own generators, drawn from the model's, so
+    the two halves draw different masks: with dropout, training is as reproducible as before, but not step for step
+    the same as training without TwoHalves. BatchNorm is refused: its statistics would come from half a batch.
+    """
+
+    def __init__(self, model):
+        if any(isinstance(layer, BatchNorm) for layer in model):
+            raise ValueError("TwoHalves cannot train a model with BatchNorm: each half would normalise with its own "
+                             "half-batch statistics and keep its own running averages. Train it without data_parallel.")
+        self.model, self.replica = model, copy.deepcopy(model)
+        for twin, layer in zip(self.replica, model):
+            twin.params = layer.params                       # the same weights, updated in place by the optimizer
+            if hasattr(layer, "rng"):                        # dropout: its own stream, seeded from the model's
+                twin.rng = np.random.default_rng(layer.rng.integers(2 ** 63))
+        self.loss_fns = (SoftmaxCrossEntropy(), SoftmaxCrossEntropy())
+        self.pool = ThreadPoolExecutor(max_workers=1)        # the second half's thread; the first runs in the caller's
+        self.blas = ThreadpoolController()
+
+    def _half(self, i, X, y):
+        """Forward and backward of one half on model (i = 0) or replica (i = 1): its mean loss; fills its grads."""
+        net, loss_fn = (self.model, self.replica)[i], self.loss_fns[i]
+        loss = loss_fn.forward(forward(net, X), y)
+        backward(net, loss_fn.backward(), input_grad=False)
+        return loss
+
+    def loss_and_grads(self, X, y):
+        """One training step's forward and backward on X (N, ...) and y (N,): fills the model's grads with the
+        gradient of the batch's mean loss and returns that loss, as loss_fn.forward and backward would."""
+        n = len(X) // 2
+        if n == 0:                                           # one example: nothing to split
+            return self._half(0, X, y)
+        for twin, layer in zip(self.replica, self.model):
+            twin.training = layer.training
+        with self.blas.limit(limits=1, user_api="blas"):     # two threads with one core each, not four on two
+            second = self.pool.submit(self._half, 1, X[n:], y[n:])
+            loss = self._half(0, X[:n], y[:n])
+            loss_second = second.result()
+        w = n / len(X)                                       # the first half's share of the mean
+        for twin, layer in zip(self.replica, self.model):
+            for name, grad in layer.grads.items():
+                grad *= w
+                grad += (1 - w) * twin.grads[name]
+        return w * loss + (1 - w) * loss_second
+
+    def close(self):
+        """Stop the second thread."""
+        self.pool.shutdown()

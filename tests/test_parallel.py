@@ -1,0 +1,105 @@
+"""TwoHalves (npnet/parallel.py): the whole batch's loss and gradients from two halves run at once, in float64."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from npnet import model as M
+from npnet.conv import Conv2D, Flatten, MaxPool2D, Reshape
+from npnet.layers import BatchNorm, Dense, Dropout, ReLU
+from npnet.losses import SoftmaxCrossEntropy
+from npnet.optim import Adam
+from npnet.parallel import TwoHalves
+from npnet.train import fit
+
+
+def small_cnn(dropout=0.0, dtype=np.float64):
+    """A CNN like the recipe's, small and in float64: (N, 64) -> logits (N, 10)."""
+    rng = np.random.default_rng(0)
+    model = [Reshape((8, 8, 1)), Conv2D(1, 4, 3, rng=rng, dtype=dtype), MaxPool2D(2), ReLU(), Flatten(),
+             Dense(36, 16, rng, dtype), ReLU()]
+    model += [Dropout(dropout, np.random.default_rng(1))] if dropout else []
+    return model + [Dense(16, 10, rng, dtype)]
+
+
+def data(n, seed=2):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 64)), rng.integers(0, 10, n)
+
+
+def serial(model, X, y):
+    """The loss and every gradient of one ordinary step: loss, [grad arrays, copied]."""
+    loss_fn = SoftmaxCrossEntropy()
+    loss = loss_fn.forward(M.forward(model, X), y)
+    M.backward(model, loss_fn.backward(), input_grad=False)
+    return loss, [g.copy() for layer in model for g in layer.grads.values()]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 32])  # one example (no split), even halves, and an odd batch (3 and 4)
+def test_two_halves_give_the_whole_batchs_loss_and_gradients(n):
+    X, y = data(n)
+    want_loss, want = serial(small_cnn(), X, y)
+    model = small_cnn()
+    halves = TwoHalves(model)
+    try:
+        loss = halves.loss_and_grads(X, y)
+    finally:
+        halves.close()
+    got = [g for layer in model for g in layer.grads.values()]
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
+
+
+def test_the_halves_share_the_weights_and_follow_the_mode():
+    X, y = data(16)
+    model = small_cnn(dropout=0.5)
+    halves = TwoHalves(model)
+    try:
+        for twin, layer in zip(halves.replica, model):
+            assert twin.params is layer.params
+        model[1].params["W"] += 0.1               # an optimizer's in-place update reaches the replica too
+        assert np.array_equal(halves.replica[1].params["W"], model[1].params["W"])
+        M.set_training(model, False)              # eval mode: no dropout, so exactly the ordinary step
+        loss = halves.loss_and_grads(X, y)
+        assert not any(layer.training for layer in halves.replica)
+    finally:
+        halves.close()
+    want_loss, _ = serial(model, X, y)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+
+
+def test_dropout_masks_differ_between_the_halves_and_repeat_from_the_same_seed():
+    X, y = data(16)
+    X = np.concatenate([X[:8], X[:8]])            # the same 8 examples in both halves
+    runs = []
+    for _ in range(2):
+        model = small_cnn(dropout=0.5)
+        halves = TwoHalves(model)
+        halves.loss_and_grads(X, y)
+        halves.close()
+        drop, twin = model[7], halves.replica[7]
+        assert not np.array_equal(drop.mask, twin.mask)   # not the same stream twice
+        runs.append((drop.mask.copy(), twin.mask.copy()))
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))   # but the same masks from the same seeds
+
+
+def test_batchnorm_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="BatchNorm.*half-batch"):
+        TwoHalves([Dense(4, 3), BatchNorm(3), Dense(3, 2)])
+
+
+def test_fit_with_data_parallel_trains_as_the_ordinary_fit_does():
+    """Without dropout, the same run up to float32 rounding; the replica's thread is gone afterwards."""
+    X, y = data(256, seed=3)
+    X = X.astype(np.float32)
+    histories, threads = [], threading.active_count()
+    for data_parallel in (False, True):
+        model = small_cnn(dtype=np.float32)
+        h = fit(model, Adam(model, lr=1e-2), X, y, num_epochs=2, batch_size=32, rng=np.random.default_rng(4),
+                progress=False, data_parallel=data_parallel)
+        histories.append(h)
+    assert threading.active_count() == threads
+    np.testing.assert_allclose(histories[1]["step_loss"], histories[0]["step_loss"], rtol=1e-4)
+    assert histories[1]["step_loss"][-1] < histories[1]["step_loss"][0]
