@@ -3,7 +3,7 @@
 import copy
 
 import numpy as np
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from threadpoolctl import ThreadpoolController
 
 from .layers import BatchNorm
@@ -57,8 +57,11 @@ class TwoHalves:
             twin.training = layer.training
         with self.blas.limit(limits=1, user_api="blas"):     # two threads with one core each, not four on two
             second = self.pool.submit(self._half, 1, X[n:], y[n:])
-            loss = self._half(0, X[:n], y[:n])
-            loss_second = second.result()
+            try:
+                loss = self._half(0, X[:n], y[:n])
+            finally:
+                wait([second])                               # if the first half failed, still let the second end
+            loss_second = second.result()                    # (its error, if it failed alone)
         w = n / len(X)                                       # the first half's share of the mean
         for twin, layer in zip(self.replica, self.model):
             for name, grad in layer.grads.items():

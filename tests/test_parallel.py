@@ -94,12 +94,28 @@ def test_fit_with_data_parallel_trains_as_the_ordinary_fit_does():
     """Without dropout, the same run up to float32 rounding; the replica's thread is gone afterwards."""
     X, y = data(256, seed=3)
     X = X.astype(np.float32)
-    histories, threads = [], threading.active_count()
+    histories, threads = [], []
     for data_parallel in (False, True):
         model = small_cnn(dtype=np.float32)
         h = fit(model, Adam(model, lr=1e-2), X, y, num_epochs=2, batch_size=32, rng=np.random.default_rng(4),
                 progress=False, data_parallel=data_parallel)
         histories.append(h)
-    assert threading.active_count() == threads
+        threads.append(threading.active_count())
+    assert threads[1] == threads[0]                             # the second half's thread has ended
     np.testing.assert_allclose(histories[1]["step_loss"], histories[0]["step_loss"], rtol=1e-4)
     assert histories[1]["step_loss"][-1] < histories[1]["step_loss"][0]
+
+
+def test_an_error_in_either_half_reaches_the_caller_and_leaves_no_half_running():
+    model = small_cnn()
+    halves = TwoHalves(model)
+    try:
+        with pytest.raises(ValueError, match="cannot reshape"):     # both halves fail: the first half's error
+            halves.loss_and_grads(np.zeros((4, 63)), np.zeros(4, int))
+        with pytest.raises(IndexError):                             # only the second half fails: its error
+            halves.loss_and_grads(*data(4)[:1], np.array([0, 1, 2, 10]))
+        X, y = data(6)
+        loss = halves.loss_and_grads(X, y)                          # and the next step works
+    finally:
+        halves.close()
+    assert loss == pytest.approx(serial(small_cnn(), X, y)[0], rel=1e-12)
