@@ -1,5 +1,6 @@
 """Data parallelism: each training batch is split in two halves that run forward and backward at once, one per core."""
 
+import contextvars
 import copy
 
 import numpy as np
@@ -21,21 +22,23 @@ class TwoHalves:
     most of npnet's step is single-threaded NumPy, which only a second thread can put on the second core; each half's
     matrix products then run on one core (one BLAS thread each) instead of both. benchmarks/RESULTS.md measures it.
 
-    The replica shares the model's weight arrays (the same `params` dicts), so the optimizer's in-place updates reach
-    both, and has its own caches and grads. Its dropout layers get their own generators, drawn from the model's, so
-    the two halves draw different masks: with dropout, training is as reproducible as before, but not step for step
-    the same as training without TwoHalves. BatchNorm is refused: its statistics would come from half a batch.
+    The replica is a shallow copy of each layer with its own grads: it shares the model's weight arrays (the same
+    `params` dicts), so the optimizer's in-place updates reach both, and its caches become its own at its first
+    forward pass (every npnet layer assigns its caches anew there). Its dropout layers get their own generators,
+    spawned from the model's without drawing from them, so the two halves draw different masks: with dropout,
+    training is as reproducible as before, but not step for step the same as training without TwoHalves. BatchNorm
+    is refused: its statistics would come from half a batch.
     """
 
     def __init__(self, model):
         if any(isinstance(layer, BatchNorm) for layer in model):
             raise ValueError("TwoHalves cannot train a model with BatchNorm: each half would normalise with its own "
                              "half-batch statistics and keep its own running averages. Train it without data_parallel.")
-        self.model, self.replica = model, copy.deepcopy(model)
-        for twin, layer in zip(self.replica, model):
-            twin.params = layer.params                       # the same weights, updated in place by the optimizer
-            if hasattr(layer, "rng"):                        # dropout: its own stream, seeded from the model's
-                twin.rng = np.random.default_rng(layer.rng.integers(2 ** 63))
+        self.model, self.replica = model, [copy.copy(layer) for layer in model]   # the same params dicts: weights
+        for twin in self.replica:
+            twin.grads = {name: np.zeros_like(grad) for name, grad in twin.grads.items()}   # its own gradients
+            if hasattr(twin, "rng"):                         # dropout: its own stream, a child of the model's
+                twin.rng = twin.rng.spawn(1)[0]
         self.loss_fns = (SoftmaxCrossEntropy(), SoftmaxCrossEntropy())
         self.pool = ThreadPoolExecutor(max_workers=1)        # the second half's thread; the first runs in the caller's
         self.blas = ThreadpoolController()
@@ -56,7 +59,8 @@ class TwoHalves:
         for twin, layer in zip(self.replica, self.model):
             twin.training = layer.training
         with self.blas.limit(limits=1, user_api="blas"):     # two threads with one core each, not four on two
-            second = self.pool.submit(self._half, 1, X[n:], y[n:])
+            # in a copy of this thread's context, so that settings such as np.errstate hold in both halves
+            second = self.pool.submit(contextvars.copy_context().run, self._half, 1, X[n:], y[n:])
             try:
                 loss = self._half(0, X[:n], y[:n])
             finally:

@@ -51,45 +51,47 @@ def fit(model, optimizer, X, y, X_dev=None, y_dev=None, num_epochs=15, batch_siz
     steps = -(-len(X) // batch_size)
     bar = tqdm(total=num_epochs * steps, desc="training", unit="step", disable=not progress,
                mininterval=0.5)
-    for epoch in range(num_epochs):
-        if lr_schedule is not None:
-            optimizer.lr = lr_schedule(epoch)
-        losses, start = [], time.perf_counter()
-        set_training(model, True)  # dropout on for the steps, whatever mode the model was left in
-        for step, (X_batch, y_batch) in enumerate(batches(X, y, batch_size, rng)):
-            if augment is not None:
-                X_batch = augment(X_batch, rng)
-            if halves is not None:
-                loss = halves.loss_and_grads(X_batch, y_batch)
-            else:
-                loss = loss_fn.forward(forward(model, X_batch), y_batch)
-                backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
-            optimizer.step()
-            losses.append(loss)
-            history["step_loss"].append(loss)
-            bar.update(1)
-            if callback is not None and callback(dict(event="step", epoch=epoch, step=step, steps_per_epoch=steps,
-                                                      num_epochs=num_epochs, loss=loss, history=history,
-                                                      model=model)):
-                history["stopped"] = True
+    try:
+        for epoch in range(num_epochs):
+            if lr_schedule is not None:
+                optimizer.lr = lr_schedule(epoch)
+            losses, start = [], time.perf_counter()
+            set_training(model, True)  # dropout on for the steps, whatever mode the model was left in
+            for step, (X_batch, y_batch) in enumerate(batches(X, y, batch_size, rng)):
+                if augment is not None:
+                    X_batch = augment(X_batch, rng)
+                if halves is not None:
+                    loss = halves.loss_and_grads(X_batch, y_batch)
+                else:
+                    loss = loss_fn.forward(forward(model, X_batch), y_batch)
+                    backward(model, loss_fn.backward(), input_grad=False)  # nothing needs the gradient w.r.t. X
+                optimizer.step()
+                losses.append(loss)
+                history["step_loss"].append(loss)
+                bar.update(1)
+                if callback is not None and callback(dict(event="step", epoch=epoch, step=step, steps_per_epoch=steps,
+                                                          num_epochs=num_epochs, loss=loss, history=history,
+                                                          model=model)):
+                    history["stopped"] = True
+                    break
+            if history["stopped"]:
+                break                  # an epoch cut short: its steps are in step_loss, not in the per-epoch lists
+            history["train_time"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            history["epoch_loss"].append(float(np.mean(losses)))
+            if eval_train:
+                history["train_acc"].append(accuracy(predict(model, X), y))
+            if X_dev is not None:
+                history["dev_acc"].append(accuracy(predict(model, X_dev), y_dev))
+            history["eval_time"].append(time.perf_counter() - start)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['epoch_loss'][-1]:.4f}",
+                            dev=f"{history['dev_acc'][-1]:.4f}" if X_dev is not None else "-")
+            if callback is not None and callback(dict(event="epoch", epoch=epoch, step=steps - 1, steps_per_epoch=steps,
+                                                      num_epochs=num_epochs, loss=loss, history=history, model=model)):
+                history["stopped"] = epoch < num_epochs - 1   # a stop after the last epoch cuts nothing
                 break
-        if history["stopped"]:
-            break                  # an epoch cut short: its steps are in step_loss, not in the per-epoch lists
-        history["train_time"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        history["epoch_loss"].append(float(np.mean(losses)))
-        if eval_train:
-            history["train_acc"].append(accuracy(predict(model, X), y))
-        if X_dev is not None:
-            history["dev_acc"].append(accuracy(predict(model, X_dev), y_dev))
-        history["eval_time"].append(time.perf_counter() - start)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{history['epoch_loss'][-1]:.4f}",
-                        dev=f"{history['dev_acc'][-1]:.4f}" if X_dev is not None else "-")
-        if callback is not None and callback(dict(event="epoch", epoch=epoch, step=steps - 1, steps_per_epoch=steps,
-                                                  num_epochs=num_epochs, loss=loss, history=history, model=model)):
-            history["stopped"] = epoch < num_epochs - 1   # a stop after the last epoch cuts nothing
-            break
-    bar.close()
-    if halves is not None:
-        halves.close()
+    finally:                       # also when a step or a callback raises
+        bar.close()
+        if halves is not None:
+            halves.close()
     return history
