@@ -339,6 +339,12 @@ def test_why_map_solution_passes_and_a_stub_is_not_done_yet(capsys):
     assert capsys.readouterr().out.startswith("· not done yet")
 
 
+def test_why_maps_hint_nudges_and_leaves_the_code_to_solution():
+    hint = nb06.why_map.hint_text
+    assert "data.normalize" in hint and "eval_mode" in hint and "std" not in hint   # the questions, not the answers
+    assert not any(code in hint for code in ("M.forward(", "zeros_like", "stats[1]", "x28", "+1", "-1"))
+
+
 def test_why_map_with_dropout_left_on_is_named_however_the_masks_fall():
     """Two forward passes in training mode draw other masks than the catalogue's one: the map changes between calls."""
     message = next(m for m, _ in nb06.why_map.mistakes if m.startswith("the map changes from call to call"))

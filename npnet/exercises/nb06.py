@@ -427,10 +427,10 @@ why_map = _WhyMap(
         ("the map has shape (784,): reshape it to (28, 28), so that it lines up with the drawing.",
          lambda *a: _why(*a, shape=(784,))),
     ],
-    hint_text="Normalise as the pad does: data.normalize(x28[None], stats) is the (1, 784) float32 input. Inside "
-              "`with I.eval_mode(model):` (dropout off), run logits = M.forward(model, X), make grad = "
-              "np.zeros_like(logits) with +1 at [0, c] and -1 at [0, r], and dX = M.backward(model, grad): the "
-              "gradient of z_c - z_r with respect to the normalised input. normalize divided by std, so divide dX "
-              "by stats[1]; reshape it to (28, 28) and multiply by x28.",
+    hint_text="Three questions. What does the model see: the pixels as they are, or as data.normalize gives them "
+              "to it? M.backward sends back the gradient you hand it at the logits: which (1, 10) array is the "
+              "derivative of z_c - z_r with respect to the logits? And its result is per normalised pixel: if a raw "
+              "pixel grows by 1, how much does its normalised value grow? Forward and backward inside "
+              "`with I.eval_mode(model):`, so that dropout is off.",
     rtol=1e-4, atol=1e-4, float32=False,
 )
