@@ -346,9 +346,28 @@ def test_why_maps_hint_nudges_and_leaves_the_code_to_solution():
 
 
 def test_why_map_with_dropout_left_on_is_named_however_the_masks_fall():
-    """Two forward passes in training mode draw other masks than the catalogue's one: the map changes between calls."""
-    message = next(m for m, _ in nb06.why_map.mistakes if m.startswith("the map changes from call to call"))
-    assert nb06.why_map.diagnose(_why_map("training mode, twice")) == ("mistake", f"✗ {message}")
+    """Two forward passes in training mode draw other masks than the catalogue's one: the map changes between calls,
+    and the message names dropout first, and also noise a learner might have added."""
+    assert nb06.why_map.diagnose(_why_map("training mode, twice")) == ("mistake", f"✗ {nb06._RANDOM}")
+    assert "I.eval_mode(model)" in nb06._RANDOM and "noise" in nb06._RANDOM
+
+    noise = np.random.default_rng(0)
+
+    def smoothgrad(model, stats, x28, c, r):   # in eval mode, but with noise of its own on the input
+        return why_map(model, stats, x28 + np.float32(0.01) * noise.standard_normal(x28.shape, np.float32), c, r)
+    assert nb06.why_map.diagnose(smoothgrad) == ("mistake", f"✗ {nb06._RANDOM}")
+
+
+@pytest.mark.parametrize("k", [2.0, 1 / 255, -0.5, 0.31])
+def test_why_map_off_by_a_constant_factor_is_told_the_factor(k):
+    verdict, message = nb06.why_map.diagnose(lambda *args: k * why_map(*args))
+    assert verdict == "mistake" and message.startswith(f"✗ your map is {k:.4g} times the answer"), message
+
+
+def test_why_map_a_factor_of_one_or_of_zero_is_not_called_a_factor():
+    assert nb06.why_map.diagnose(lambda *args: 1.00001 * why_map(*args))[0] == "pass"
+    verdict, message = nb06.why_map.diagnose(lambda *args: 0 * why_map(*args))
+    assert verdict == "wrong" and "times the answer" not in message, message
 
 
 def test_why_map_in_float64_or_with_npnet_inside_is_right_and_ignoring_c_and_r_is_not():

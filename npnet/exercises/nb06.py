@@ -339,6 +339,10 @@ def _why(model, stats, x28, c, r, seed="gap", times_input=True, divide=True, nor
 _DROPOUT = ("the map changes from call to call: the model is in training mode, so its dropout drops random units. "
             "Run forward and backward inside `with I.eval_mode(model):`, which switches dropout off and then puts "
             "each layer's mode back.")
+_RANDOM = ("the map changes from call to call on the same drawing, so something in it is random. Most often that is "
+           "dropout: in training mode the model drops random units, so run forward and backward inside `with "
+           "I.eval_mode(model):`. If you added noise or sampling of your own, leave it out: the why map is one exact "
+           "gradient.")
 
 
 _NORMALISED = ("you multiplied by the normalised input, (x - mean) / std: that credits every pixel, blank ones too, "
@@ -368,7 +372,30 @@ class _WhyMap(Exercise):
         return verdict, message
 
     def _explain_wrong(self, fn):
-        return super()._explain_wrong(fn) or self._changes_between_calls(fn)
+        return super()._explain_wrong(fn) or self._changes_between_calls(fn) or self._constant_factor(fn)
+
+    def _constant_factor(self, fn):
+        """('mistake', message) if every map is the same constant k times the answer's (a factor std, 255, 2, ... too
+        many or too few), else None."""
+        ks = []
+        for args in self.cases(np.random.default_rng(self.seed)):
+            want = _real(self.reference(*copy.deepcopy(args)))
+            try:
+                out = _real(fn(*copy.deepcopy(args)))
+            except Exception:                                 # the learner's: the verdict already says what it raised
+                return None
+            if out is None or out.shape != want.shape or not np.all(np.isfinite(out)) or not np.any(want):
+                return None
+            k = float(np.sum(out * want) / np.sum(want * want))   # the least-squares factor
+            if not np.allclose(out, k * want, rtol=self.rtol, atol=self.atol * max(abs(k), 1e-3)):
+                return None
+            ks.append(k)
+        k = float(np.median(ks))
+        if abs(k) < 1e-6 or not np.allclose(ks, k, rtol=1e-3) or np.isclose(k, 1, rtol=1e-3):
+            return None
+        return "mistake", (f"✗ your map is {k:.4g} times the answer on every drawing: its pattern is right, a constant "
+                           "factor is not. Check each one: +1 and -1 at the logits, one division by std (stats[1]), "
+                           "and x28 as it is, already in [0, 1].")
 
     def _changes_between_calls(self, fn):
         for model, *rest in self.cases(np.random.default_rng(self.seed)):
@@ -382,7 +409,7 @@ class _WhyMap(Exercise):
             if first is not None and second is not None and first.shape == second.shape \
                     and np.all(np.isfinite(first)) and np.all(np.isfinite(second)) \
                     and not np.allclose(first, second, rtol=self.rtol, atol=self.atol):
-                return "mistake", "✗ " + _DROPOUT
+                return "mistake", "✗ " + _RANDOM
         return None
 
 
