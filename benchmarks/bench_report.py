@@ -270,7 +270,8 @@ def plot(results, names, bound, path, ylim=None, target=None):
     names = [n for n in names if n in results]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     medians = [summarise(results[n])["epoch"] for n in names]
-    ax1.barh(names[::-1], medians[::-1], color=["tab:orange" if n.startswith("npnet") else "tab:blue" for n in names[::-1]])
+    colors = ["tab:orange" if n.startswith("npnet") else "tab:blue" for n in names[::-1]]   # npnet's ways in orange
+    ax1.barh(names[::-1], medians[::-1], color=colors)
     ax1.axvline(bound, color="k", ls="--", lw=1, label=f"compute bound {bound:.2f} s")
     ax1.set_xlabel("seconds per epoch, training steps only (median)")
     ax1.legend(loc="lower right")

@@ -282,7 +282,8 @@ def worker(name, kind, num_epochs, n_train, n_dev, n_test, num_calls, profile_st
            "versions": versions(name)}
     if kind == "mlp" and name == "npnet" and num_calls:
         out["inference"] = inference(run.model, data[6], data[4], num_calls)
-    if kind == "cnn" and profile_steps and name != "npnet-parallel":  # after training, on the trained weights: the
-        # steps it was timing (npnet-parallel's layers are npnet's, run on two threads at once: no layer-by-layer time)
+    # after training, on the trained weights: the steps it was timing. npnet-parallel's layers are npnet's, run on two
+    # threads at once, so they have no layer-by-layer times of their own.
+    if kind == "cnn" and profile_steps and name != "npnet-parallel":
         out["profile"] = run.profile(profile_steps, warmup=max(2, profile_steps // 4))
     print(json.dumps(out), flush=True)

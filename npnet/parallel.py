@@ -2,9 +2,9 @@
 
 import contextvars
 import copy
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-from concurrent.futures import ThreadPoolExecutor, wait
 from threadpoolctl import ThreadpoolController
 
 from .layers import BatchNorm

@@ -360,8 +360,9 @@ def _refuse(*args, **kwargs):
 
 
 class _WhyMap(Exercise):
-    """The why map: an answer whose map differs from one call to the next on the same model has left dropout on;
-    an answer that calls npnet.inside's gap_gradient or why is refused (the exercise is to write them)."""
+    """The why map: an answer that calls npnet.inside's gap_gradient or why is refused (the exercise is to write
+    them); beyond the listed mistakes, a map that differs from one call to the next is told something in it is random
+    (dropout, most often), and a map off by one constant factor is told the factor."""
 
     def diagnose(self, fn):
         with _without_shortcuts():
